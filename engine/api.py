@@ -1,0 +1,120 @@
+"""The engine's public entry points: validate a file, run an experiment, describe the plan."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.console import ConsoleProgress
+from engine.durations import format_duration
+from engine.errors import StackError
+from engine.events import EventBus
+from engine.journal import Journal, LoadRecord
+from engine.load import LocustLoad
+from engine.plan import Plan, load_plan
+from engine.runner import Runner, RunSettings
+from engine.stack import default_stack_dir, open_stack, start_reference, stop_reference
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    runs_dir: Path = Path("runs")
+    stack_dir: Path | None = None
+    stack_up: bool = False
+    seed: int | None = None
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    journal: Journal
+    run_dir: Path
+    journal_path: Path
+
+    @property
+    def exit_code(self) -> int:
+        assert self.journal.exit_code is not None
+        return self.journal.exit_code
+
+
+def new_run_id(title: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40].rstrip("-") or "run"
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return f"{stamp}-{slug}-{secrets.token_hex(2)}"
+
+
+def describe(plan: Plan) -> list[str]:
+    """The timeline of a plan, one line per step, for validate and dry runs."""
+    exp = plan.experiment
+    load = exp.load
+    lines = [
+        f"load: {load.users} users (+{load.spawn_rate:g}/s) for {format_duration(load.duration)} "
+        f"from {load.locustfile}; baseline judged after {format_duration(load.warmup)} warmup",
+    ]
+    for fault in plan.faults:
+        step = fault.step
+        select = step.select.model_dump(exclude_defaults=True) if step.select else {"count": 1}
+        lines.append(
+            f"  +{format_duration(step.at):>6}  #{fault.index} {step.kind} on {step.target} {select} "
+            f"for {format_duration(step.duration)} {fault.spec.model_dump(mode='json')}"
+        )
+    objective = f"RTO ≤ {format_duration(exp.objectives.rto)}" if exp.objectives.rto else "no RTO objective"
+    lines.append(f"steady state: {len(exp.steady_state)} probe(s); {objective}")
+    return lines
+
+
+@contextlib.contextmanager
+def _reference_stack(plan: Plan, options: RunOptions, run_dir: Path) -> Iterator[Path]:
+    """The stack directory to use; with --stack-up a fresh reference stack lives for this run only."""
+    profile = plan.experiment.stack.reference
+    if not options.stack_up or profile is None:
+        yield options.stack_dir or default_stack_dir()
+        return
+    stack_dir = run_dir / "stack"
+    log = run_dir / "stack.log"
+    print(
+        f"starting the reference trading stack (profile {profile}) in {stack_dir} ...",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        start_reference(profile, stack_dir, log)
+        yield stack_dir
+    finally:
+        print("stopping the reference trading stack ...", file=sys.stderr, flush=True)
+        try:
+            stop_reference(stack_dir, log)
+        except StackError as exc:  # the run's outcome must not be lost; the operator must still know
+            print(f"WARNING: {exc}; see {log}", file=sys.stderr, flush=True)
+
+
+def run_experiment(path: Path, options: RunOptions, bus: EventBus | None = None) -> RunOutcome:
+    """Validate and run an experiment file. InvalidInputError (nothing started) and StackError escape;
+    everything after the load starts ends up in the journal's verdict instead."""
+    plan = load_plan(path)
+    bus = bus or EventBus()
+    bus.subscribe(ConsoleProgress(quiet=options.quiet))
+    run_id = new_run_id(plan.experiment.title)
+    run_dir = (options.runs_dir / run_id).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    seed = options.seed if options.seed is not None else secrets.randbits(32)
+    with _reference_stack(plan, options, run_dir) as stack_dir:
+        stack = open_stack(plan.experiment.stack, plan.base_dir, stack_dir)
+        load_spec = plan.experiment.load
+        record = LoadRecord(
+            locustfile=str(plan.locustfile),
+            users=load_spec.users,
+            spawn_rate=load_spec.spawn_rate,
+            duration_s=load_spec.duration,
+            host=stack.endpoint(load_spec.host),
+        )
+        load = LocustLoad(record, plan.locustfile, run_dir)
+        settings = RunSettings(run_id=run_id, run_dir=run_dir, seed=seed)
+        journal = Runner(plan, stack, load, settings, bus).execute()
+    return RunOutcome(journal, run_dir, run_dir / "journal.json")

@@ -1,0 +1,23 @@
+"""Console progress: one line per event, times relative to the run start."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from engine.events import Event, RunStarted
+
+
+class ConsoleProgress:
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self._t0: float | None = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._t0 = event.t
+        if self.quiet and event.type not in ("run_started", "run_finished"):
+            return
+        offset = event.t - self._t0 if self._t0 is not None else 0.0
+        print(f"[{offset:+7.1f}s] {event.message()}", file=self.stream, flush=True)

@@ -1,0 +1,44 @@
+"""Durations in experiment files: "500ms", "30s", "2m", "1h", "1m30s" → seconds (float)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, WithJsonSchema
+
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h))+$"
+
+
+def parse_duration(value: Any) -> float:
+    """Parse a duration string; plain numbers are refused so that units are always explicit."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError(f"expected a duration with a unit like '30s', '2m' or '500ms', got {value!r}")
+    text = value.strip()
+    if not re.fullmatch(PATTERN, text):
+        raise ValueError(
+            f"invalid duration {value!r}: use a number with a unit, e.g. '30s', '2m', '1m30s', '500ms'"
+        )
+    return sum(float(num) * _UNIT_SECONDS[unit] for num, unit in _PART.findall(text))
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds → the shortest exact duration string ("90s" → "1m30s")."""
+    if seconds < 1 and seconds != int(seconds):
+        return f"{round(seconds * 1000)}ms"
+    whole = int(seconds)
+    if whole != seconds:
+        return f"{seconds:g}s"
+    minutes, secs = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
+    return "".join(parts) or "0s"
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema({"type": "string", "pattern": PATTERN, "examples": ["30s", "2m", "500ms"]}),
+]

@@ -1,0 +1,237 @@
+"""YAML files → validated models, with every problem reported as file:line:col.
+
+PyYAML composes the node tree (which keeps source positions); we build plain Python values from
+it ourselves so that each value remembers where it came from, duplicate keys are refused instead of
+silently overwritten, and pydantic error locations can be mapped back to lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from engine.errors import InvalidInputError, Problem
+
+MAX_FILE_BYTES = 1_000_000
+
+Loc = tuple[str | int, ...]
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+@dataclass
+class Locator:
+    """Source positions (1-based line, column) of every key and value in a YAML document."""
+
+    file: str
+    keys: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    values: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, loc: Sequence[str | int], prefer_key: bool = False) -> tuple[int | None, int | None]:
+        """Best position for a location: the value (or key), else the nearest enclosing one."""
+        path = tuple(loc)
+        while True:
+            tables = (self.keys, self.values) if prefer_key else (self.values, self.keys)
+            for table in tables:
+                if path in table:
+                    return table[path]
+            if not path:
+                return None, None
+            path = path[:-1]
+
+    def problem(self, loc: Sequence[str | int], message: str, prefer_key: bool = False) -> Problem:
+        line, column = self.position(loc, prefer_key)
+        return Problem(self.file, line, column, message)
+
+
+@dataclass
+class LoadedDocument:
+    path: Path
+    text: str
+    sha256: str
+    data: Any
+    locator: Locator
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+class _Builder:
+    def __init__(self, loader: yaml.SafeLoader, locator: Locator) -> None:
+        self.loader = loader
+        self.locator = locator
+        self.problems: list[Problem] = []
+
+    def build(self, node: yaml.Node, path: Loc) -> Any:
+        self.locator.values.setdefault(path, _mark(node))
+        if isinstance(node, yaml.MappingNode):
+            self.loader.flatten_mapping(node)  # resolves '<<' merge keys
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.loader.construct_object(key_node, deep=True)
+                if not isinstance(key, str | int | float | bool) or key is None:
+                    line, col = _mark(key_node)
+                    self.problems.append(
+                        Problem(self.locator.file, line, col, "mapping keys must be plain scalars")
+                    )
+                    continue
+                key = str(key)
+                if key in result:
+                    line, col = _mark(key_node)
+                    first = self.locator.keys.get((*path, key), (None, None))[0]
+                    self.problems.append(
+                        Problem(
+                            self.locator.file,
+                            line,
+                            col,
+                            f"duplicate key {key!r} (first defined on line {first})",
+                        )
+                    )
+                    continue
+                self.locator.keys[(*path, key)] = _mark(key_node)
+                result[key] = self.build(value_node, (*path, key))
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+        return self.loader.construct_object(node, deep=True)
+
+
+def read_text(path: Path) -> str:
+    """Read an input file as UTF-8, refusing unreadable, huge or non-UTF-8 files with file:line."""
+    name = str(path)
+    try:
+        if path.is_dir():
+            raise InvalidInputError([Problem(name, None, None, "is a directory, expected a YAML file")])
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InvalidInputError(
+                [Problem(name, None, None, f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}")]
+            )
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidInputError([Problem(name, None, None, "no such file")]) from None
+    except PermissionError:
+        raise InvalidInputError(
+            [Problem(name, None, None, "permission denied: cannot read the file")]
+        ) from None
+    except OSError as exc:
+        raise InvalidInputError([Problem(name, None, None, f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise InvalidInputError(
+            [
+                Problem(
+                    name,
+                    line,
+                    column,
+                    f"not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8",
+                )
+            ]
+        ) from None
+
+
+def parse_yaml(text: str, name: str) -> tuple[Any, Locator, list[Problem]]:
+    """Parse one YAML document keeping positions; raises InvalidInputError on a syntax error.
+
+    Duplicate keys are returned as problems (the first value is kept) so validation can go on and
+    report everything else in the same pass.
+    """
+    locator = Locator(name)
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise InvalidInputError([Problem(name, 1, 1, "the file is empty")])
+        builder = _Builder(loader, locator)
+        data = builder.build(node, ())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        column = mark.column + 1 if mark else None
+        reason = exc.problem or "invalid YAML"
+        if "\t" in reason or "\\t" in reason or "tab" in reason.lower():
+            reason += " (YAML indentation must use spaces, not tabs)"
+        raise InvalidInputError([Problem(name, line, column, f"YAML syntax error: {reason}")]) from None
+    except yaml.YAMLError as exc:
+        raise InvalidInputError([Problem(name, None, None, f"YAML error: {exc}")]) from None
+    finally:
+        loader.dispose()
+    return data, locator, builder.problems
+
+
+def load_document(path: Path) -> LoadedDocument:
+    text = read_text(path)
+    data, locator, problems = parse_yaml(text, str(path))
+    return LoadedDocument(path, text, hashlib.sha256(text.encode()).hexdigest(), data, locator, problems)
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    loc = error["loc"]
+    if kind == "extra_forbidden":
+        return f"unknown key {loc[-1]!r}"
+    if kind == "missing":
+        return f"missing required key {loc[-1]!r}"
+    msg = str(error["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if kind == "literal_error" and loc and loc[-1] == "version":
+        return f"unsupported version {error.get('input')!r}: this tool reads version 1"
+    field = ".".join(str(part) for part in loc)
+    return f"{field}: {msg}" if field else msg
+
+
+def _clean_loc(loc: Iterable[Any]) -> Loc:
+    # Drop the discriminator tags pydantic inserts for tagged unions ('metric', 'http' for probes).
+    parts = list(loc)
+    cleaned: list[str | int] = []
+    for index, part in enumerate(parts):
+        if part in ("metric", "http") and index > 0 and isinstance(parts[index - 1], int):
+            continue
+        cleaned.append(part)
+    return tuple(cleaned)
+
+
+def problems_from_validation(exc: ValidationError, locator: Locator, prefix: Loc = ()) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        loc = (*prefix, *_clean_loc(error["loc"]))
+        shown = dict(error, loc=loc)
+        prefer_key = error["type"] == "extra_forbidden"
+        problems.append(locator.problem(loc, _message(shown), prefer_key=prefer_key))
+    return problems
+
+
+def validate_model(model: type[ModelT], doc: LoadedDocument) -> ModelT:
+    """Validate a loaded document against `model`; raises InvalidInputError with every located problem."""
+    if not isinstance(doc.data, dict):
+        found = type(doc.data).__name__
+        raise InvalidInputError(
+            [
+                *doc.problems,
+                doc.locator.problem((), f"expected a mapping at the top of the file, found {found}"),
+            ]
+        )
+    try:
+        result = model.model_validate(doc.data)
+    except ValidationError as exc:
+        raise InvalidInputError(
+            sort_problems([*doc.problems, *problems_from_validation(exc, doc.locator)])
+        ) from None
+    if doc.problems:
+        raise InvalidInputError(doc.problems)
+    return result
+
+
+def sort_problems(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.line or 0, p.column or 0))

@@ -1,0 +1,181 @@
+"""The experiment file format, version 1, as pydantic models (unknown keys are refused everywhere).
+
+File keys are the field names. Durations are strings with units ("30s", "2m", "500ms"). Cross-field
+rules (faults inside the load window, known fault kinds and their params, known targets) are checked
+by engine.plan so that each problem can point at its own line.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from engine.durations import Duration
+from injectors.selection import Selection
+
+REFERENCE_PROFILES = ("basic",)
+
+MetricName = Literal[
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "latency_max_ms",
+    "error_rate",
+    "throughput_rps",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StackRef(_Strict):
+    """Where the targets are: the built-in reference trading stack, or a stack description file."""
+
+    reference: str | None = Field(
+        default=None,
+        description=f"Profile of the built-in reference trading stack: {', '.join(REFERENCE_PROFILES)}.",
+    )
+    file: str | None = Field(
+        default=None, description="Stack description (JSON or YAML), relative to the experiment file."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.reference is None) == (self.file is None):
+            raise ValueError("give exactly one of 'reference' (a reference-stack profile) or 'file'")
+        if self.reference is not None and self.reference not in REFERENCE_PROFILES:
+            raise ValueError(
+                f"unknown reference profile {self.reference!r}; known: {', '.join(REFERENCE_PROFILES)}"
+            )
+        return self
+
+
+class LoadSpec(_Strict):
+    """The trading load Locust drives for the whole experiment."""
+
+    locustfile: str = Field(
+        description="Locust file with the user personas, relative to the experiment file."
+    )
+    users: int = Field(ge=1, le=100_000, description="Concurrent simulated users.")
+    spawn_rate: float = Field(gt=0, description="Users started per second until `users` run.")
+    duration: Duration = Field(gt=0, description="How long the load runs; the faults happen inside it.")
+    warmup: Duration = Field(
+        default=5.0, ge=0, description="Start of the load left out of the baseline (ramp-up, cold caches)."
+    )
+    host: str = Field(
+        default="gateway",
+        description="Stack endpoint name (e.g. 'gateway') or an http(s) URL on loopback the load is sent to.",
+    )
+
+
+class Bounds(_Strict):
+    """Tolerance while a fault is in effect; omitted means the probe is only observed then."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> Self:
+        if self.min is None and self.max is None:
+            raise ValueError("give 'min', 'max' or both")
+        return self
+
+
+class MetricProbe(_Strict):
+    """A threshold on the live load metrics, judged per phase and second by second for recovery."""
+
+    name: str = Field(min_length=1)
+    metric: MetricName
+    request: str | None = Field(
+        default=None, description="Locust request name, e.g. 'POST /orders'; omitted = all requests."
+    )
+    min: float | None = None
+    max: float | None = None
+    during: Bounds | None = Field(default=None, description="Tolerance while a fault is in effect.")
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> Self:
+        if self.min is None and self.max is None:
+            raise ValueError("give 'min', 'max' or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"'min' ({self.min}) is above 'max' ({self.max})")
+        return self
+
+
+class HttpCheck(_Strict):
+    url: str = Field(
+        pattern=r"^(https?://|\{[A-Za-z_][A-Za-z0-9_-]*\})",
+        description="http(s) URL; a leading {name} is replaced by the stack endpoint of that name.",
+    )
+    method: Literal["GET", "HEAD"] = "GET"
+    status: int = Field(default=200, ge=100, le=599, description="Expected status code.")
+    timeout: Duration = Field(default=1.0, gt=0)
+    interval: Duration = Field(default=1.0, gt=0, description="Time between samples.")
+
+
+class HttpProbe(_Strict):
+    """An HTTP endpoint sampled on an interval; judged by the share of failed samples."""
+
+    name: str = Field(min_length=1)
+    http: HttpCheck
+    max_failure_rate: float = Field(default=0.0, ge=0, le=1, description="Share of samples allowed to fail.")
+    during: Bounds | None = Field(
+        default=None, description="Bounds on the failure rate while a fault is in effect."
+    )
+
+
+def _probe_tag(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return "http" if "http" in value else "metric"
+    return "http" if isinstance(value, HttpProbe) else "metric"
+
+
+Probe = Annotated[
+    Annotated[MetricProbe, Tag("metric")] | Annotated[HttpProbe, Tag("http")],
+    Discriminator(_probe_tag),
+]
+
+
+class FaultStep(_Strict):
+    """One fault on the timeline: injected `at` after the load starts, rolled back `duration` later."""
+
+    at: Duration = Field(ge=0, description="Offset from the start of the load.")
+    duration: Duration = Field(gt=0, description="How long the fault stays in place before its rollback.")
+    kind: str = Field(description="Fault kind, e.g. 'process.kill' (see docs/injectors.md).")
+    target: str = Field(description="Target name in the stack description, e.g. 'matcher'.")
+    select: Selection | None = Field(default=None, description="Which instances; default: one at random.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Parameters of the fault kind.")
+    name: str | None = Field(default=None, description="Label used in reports.")
+
+
+class Objectives(_Strict):
+    rto: Duration | None = Field(
+        default=None,
+        gt=0,
+        description="Recovery time objective per fault: fault start until steady state holds.",
+    )
+
+
+class RecoverySpec(_Strict):
+    stable_for: Duration = Field(
+        default=3.0,
+        gt=0,
+        description="Steady state must hold this long, second by second, to count as recovered.",
+    )
+
+
+class Experiment(_Strict):
+    """An experiment file."""
+
+    version: Literal[1] = Field(description="File format version; this tool reads 1.")
+    title: str = Field(min_length=1)
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    stack: StackRef = Field(default_factory=lambda: StackRef(reference="basic"))
+    load: LoadSpec
+    steady_state: list[Probe] = Field(min_length=1, description="The hypothesis: what 'healthy' means.")
+    method: list[FaultStep] = Field(min_length=1, description="The faults, in any order; run by `at`.")
+    objectives: Objectives = Field(default_factory=Objectives)
+    recovery: RecoverySpec = Field(default_factory=RecoverySpec)

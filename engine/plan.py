@@ -1,0 +1,184 @@
+"""From a validated experiment to a plan: fault kinds bound to injectors, params typed, rules checked.
+
+Everything here happens before anything is started, and every problem points at its own line.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine.durations import format_duration
+from engine.errors import InvalidInputError, Problem
+from engine.loader import (
+    LoadedDocument,
+    Locator,
+    load_document,
+    problems_from_validation,
+    sort_problems,
+    validate_model,
+)
+from engine.model import Experiment, FaultStep, HttpProbe
+from engine.probes import render_url
+from engine.stack import REFERENCE_ENDPOINTS, REFERENCE_TARGETS, read_description
+from injectors.base import FaultSpec, Injector
+from injectors.registry import UnknownKindError, get_injector
+
+
+@dataclass(frozen=True)
+class PlannedFault:
+    index: int  # 1-based, in timeline order; reports call it '#index'
+    step: FaultStep
+    injector: type[Injector[Any]]
+    spec: FaultSpec
+
+    @property
+    def start_s(self) -> float:
+        return self.step.at
+
+    @property
+    def end_s(self) -> float:
+        return self.step.at + self.step.duration
+
+    def label(self) -> str:
+        return self.step.name or f"{self.step.kind} {self.step.target}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    experiment: Experiment
+    document: LoadedDocument
+    faults: list[PlannedFault]
+    locustfile: Path
+
+    @property
+    def base_dir(self) -> Path:
+        return self.document.path.resolve().parent
+
+
+def _stack_names(
+    experiment: Experiment, base_dir: Path, locator: Locator
+) -> tuple[set[str] | None, set[str] | None, list[Problem]]:
+    """Target and endpoint names the stack offers, when they can be known before the run."""
+    if experiment.stack.reference is not None:
+        profile = experiment.stack.reference
+        return set(REFERENCE_TARGETS[profile]), set(REFERENCE_ENDPOINTS[profile]), []
+    assert experiment.stack.file is not None
+    path = (base_dir / experiment.stack.file).resolve()
+    if not path.is_file():
+        return (
+            None,
+            None,
+            [locator.problem(("stack", "file"), f"stack description {experiment.stack.file!r} not found")],
+        )
+    try:
+        desc = read_description(path)
+    except InvalidInputError as exc:
+        return None, None, exc.problems
+    return set(desc.targets), set(desc.endpoints), []
+
+
+def check(experiment: Experiment, doc: LoadedDocument) -> tuple[list[PlannedFault], list[Problem]]:
+    """Bind kinds and params and check the cross-field rules; returns the faults and every problem."""
+    loc = doc.locator
+    base_dir = doc.path.resolve().parent
+    problems: list[Problem] = []
+    targets, endpoints, stack_problems = _stack_names(experiment, base_dir, loc)
+    problems.extend(stack_problems)
+
+    load = experiment.load
+    locustfile = (base_dir / load.locustfile).resolve()
+    if not locustfile.is_file():
+        problems.append(
+            loc.problem(
+                ("load", "locustfile"),
+                f"locustfile {load.locustfile!r} not found (paths are relative to the experiment file)",
+            )
+        )
+    if load.warmup >= load.duration:
+        problems.append(
+            loc.problem(("load", "warmup"), "warmup is as long as the whole load: no baseline can be judged")
+        )
+    if "://" not in load.host and endpoints is not None and load.host not in endpoints:
+        problems.append(
+            loc.problem(
+                ("load", "host"),
+                f"the stack has no endpoint {load.host!r} (known: {', '.join(sorted(endpoints))})",
+            )
+        )
+
+    seen: dict[str, int] = {}
+    for i, probe in enumerate(experiment.steady_state):
+        if probe.name in seen:
+            problems.append(
+                loc.problem(
+                    ("steady_state", i, "name"),
+                    f"probe name {probe.name!r} is already used by probe #{seen[probe.name] + 1}",
+                )
+            )
+        seen.setdefault(probe.name, i)
+        if isinstance(probe, HttpProbe) and endpoints is not None:
+            try:
+                render_url(probe.http.url, dict.fromkeys(endpoints, "http://x"))
+            except KeyError as exc:
+                problems.append(
+                    loc.problem(
+                        ("steady_state", i, "http", "url"),
+                        f"unknown endpoint {{{exc.args[0]}}} in url (known: {', '.join(sorted(endpoints))})",
+                    )
+                )
+
+    order = sorted(range(len(experiment.method)), key=lambda i: experiment.method[i].at)
+    faults: list[PlannedFault] = []
+    tail = experiment.recovery.stable_for
+    for position, i in enumerate(order, start=1):
+        step = experiment.method[i]
+        where = ("method", i)
+        if step.at < load.warmup + 2.0:
+            problems.append(
+                loc.problem(
+                    (*where, "at"),
+                    f"fault starts at {format_duration(step.at)}: the baseline needs at least 2s of load "
+                    f"after the {format_duration(load.warmup)} warmup to be judged before any fault",
+                )
+            )
+        latest_end = load.duration - tail
+        if step.at + step.duration > latest_end:
+            problems.append(
+                loc.problem(
+                    (*where, "duration"),
+                    f"fault ends at {format_duration(step.at + step.duration)}, but the load lasts "
+                    f"{format_duration(load.duration)}: end faults by {format_duration(max(latest_end, 0))} "
+                    f"so recovery ({format_duration(tail)}) can be observed",
+                )
+            )
+        if targets is not None and step.target not in targets:
+            close = difflib.get_close_matches(step.target, sorted(targets), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"the stack has: {', '.join(sorted(targets))}"
+            problems.append(loc.problem((*where, "target"), f"unknown target {step.target!r}; {hint}"))
+        try:
+            injector = get_injector(step.kind)
+        except UnknownKindError as exc:
+            problems.append(loc.problem((*where, "kind"), str(exc)))
+            continue
+        try:
+            spec = injector.parse_params(step.params)
+        except ValidationError as exc:
+            problems.extend(problems_from_validation(exc, loc, prefix=(*where, "params")))
+            continue
+        faults.append(PlannedFault(position, step, injector, spec))
+    return faults, problems
+
+
+def load_plan(path: Path) -> Plan:
+    """Read, validate and check an experiment file; raises InvalidInputError listing every problem."""
+    doc = load_document(path)
+    experiment = validate_model(Experiment, doc)
+    faults, problems = check(experiment, doc)
+    if problems:
+        raise InvalidInputError(sort_problems(problems))
+    return Plan(experiment, doc, faults, (doc.path.resolve().parent / experiment.load.locustfile).resolve())

@@ -1,0 +1,186 @@
+"""Steady-state probes: HTTP sampling in the background, and judging probes over windows and seconds.
+
+A window judgement (baseline, a fault window, recovery) merges everything in the window. A second
+judgement decides whether the steady state held in that one second; RTO is measured from those.
+A second with no completed request at all is not healthy: a stalled system completes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from engine.journal import CheckRecord, JudgedPhase
+from engine.metrics import MetricStore
+from engine.model import Bounds, HttpProbe, MetricProbe, Probe
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_-]*)\}")
+
+
+def render_url(url: str, endpoints: dict[str, str]) -> str:
+    """Replace {name} with the stack endpoint of that name; raises KeyError naming the unknown one."""
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in endpoints:
+            raise KeyError(name)
+        return endpoints[name].rstrip("/")
+
+    return _PLACEHOLDER.sub(sub, url)
+
+
+@dataclass(frozen=True)
+class HttpSample:
+    t: float
+    ok: bool
+    status: int | None
+    latency_ms: float
+    error: str | None = None
+
+
+class HttpSampler:
+    """Samples one HTTP probe on its interval in a daemon thread until stopped."""
+
+    def __init__(self, probe: HttpProbe, url: str) -> None:
+        self.probe = probe
+        self.url = url
+        self._samples: list[HttpSample] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"probe:{probe.name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=self.probe.http.timeout + 1.0)
+
+    def sample_once(self) -> HttpSample:
+        check = self.probe.http
+        started = time.time()
+        status: int | None = None
+        error: str | None = None
+        request = urllib.request.Request(self.url, method=check.method)  # noqa: S310 - http(s) only, see model
+        try:
+            with urllib.request.urlopen(request, timeout=check.timeout) as resp:  # noqa: S310
+                status = int(resp.status)
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except (OSError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        latency = (time.time() - started) * 1000.0
+        sample = HttpSample(started, status == check.status, status, round(latency, 3), error)
+        with self._lock:
+            self._samples.append(sample)
+        return sample
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            began = time.monotonic()
+            self.sample_once()
+            self._stop.wait(max(0.0, self.probe.http.interval - (time.monotonic() - began)))
+
+    def samples(self, start: float = float("-inf"), end: float = float("inf")) -> list[HttpSample]:
+        with self._lock:
+            return [s for s in self._samples if start <= s.t < end]
+
+
+def within(value: float | None, low: float | None, high: float | None) -> bool:
+    if value is None:
+        return False
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
+def _bounds(probe: Probe, phase: JudgedPhase) -> tuple[float | None, float | None] | None:
+    if phase == "during":
+        during: Bounds | None = probe.during
+        return None if during is None else (during.min, during.max)
+    if isinstance(probe, HttpProbe):
+        return None, probe.max_failure_rate
+    return probe.min, probe.max
+
+
+def judge(
+    probe: Probe,
+    phase: JudgedPhase,
+    window: tuple[float, float],
+    store: MetricStore,
+    samplers: dict[str, HttpSampler],
+    fault_index: int | None = None,
+) -> CheckRecord | None:
+    """Judge one probe over one window; None when the probe is not judged in that phase."""
+    bounds = _bounds(probe, phase)
+    if bounds is None:
+        return None
+    low, high = bounds
+    start, end = window
+    if isinstance(probe, MetricProbe):
+        agg = store.window(start, end, probe.request)
+        observed = agg.value(probe.metric)
+        detail = f"{agg.n} requests, {agg.fail} failed over {agg.seconds}s"
+        if agg.n == 0:
+            detail = f"no {probe.request or 'request'} completed in the window"
+        return CheckRecord(
+            probe=probe.name,
+            phase=phase,
+            fault_index=fault_index,
+            kind="metric",
+            metric=probe.metric,
+            request=probe.request,
+            min=low,
+            max=high,
+            observed=observed,
+            ok=agg.n > 0 and within(observed, low, high),
+            window=window,
+            samples=agg.n,
+            detail=detail,
+        )
+    samples = samplers[probe.name].samples(start, end)
+    failed = [s for s in samples if not s.ok]
+    rate = len(failed) / len(samples) if samples else None
+    detail = f"{len(failed)} of {len(samples)} samples failed"
+    if failed:
+        last = failed[-1]
+        detail += f" (last: {last.error or f'status {last.status}'})"
+    return CheckRecord(
+        probe=probe.name,
+        phase=phase,
+        fault_index=fault_index,
+        kind="http",
+        metric="failure_rate",
+        min=low,
+        max=high,
+        observed=rate,
+        ok=within(rate, low, high),
+        window=window,
+        samples=len(samples),
+        detail=detail if samples else "no samples in the window",
+    )
+
+
+def second_failures(
+    probes: list[Probe], second: int, store: MetricStore, samplers: dict[str, HttpSampler]
+) -> list[str]:
+    """Names of the probes that did not hold in this second (steady-state thresholds)."""
+    if store.total_requests(second) == 0:
+        return ["no requests completed"]
+    failing = []
+    for probe in probes:
+        if isinstance(probe, MetricProbe):
+            agg = store.second(second, probe.request)
+            if agg.n == 0:
+                continue  # a sparse request name is simply absent from this second
+            if not within(agg.value(probe.metric), probe.min, probe.max):
+                failing.append(probe.name)
+        else:
+            sampler = samplers[probe.name]
+            samples = sampler.samples(second, second + 1) or sampler.samples(end=second)[-1:]
+            if samples and not all(s.ok for s in samples):
+                failing.append(probe.name)
+    return failing

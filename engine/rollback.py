@@ -1,0 +1,93 @@
+"""Pending rollbacks: registered before each injection, undone last-in first-out, each one verified.
+
+Every registered fault is undone exactly once: at the end of its duration, or when the run unwinds
+(normal end, exception, signal). One fault's failed rollback never skips another's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from engine.events import EventBus, FaultRolledBack
+from engine.journal import FaultRecord
+from injectors.base import FaultPlan, Injector, RunContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Pending:
+    record: FaultRecord
+    injector: Injector[Any]
+    plan: FaultPlan
+
+
+class Rollbacks:
+    def __init__(
+        self,
+        ctx: RunContext,
+        bus: EventBus,
+        changed: Callable[[], None],
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self._ctx = ctx
+        self._now = now
+        self._bus = bus
+        self._changed = changed
+        self._pending: list[Pending] = []
+
+    def register(self, record: FaultRecord, injector: Injector[Any], plan: FaultPlan) -> None:
+        """Call before injecting: from here on the fault will be undone whatever happens."""
+        self._pending.append(Pending(record, injector, plan))
+
+    def pending(self) -> list[FaultRecord]:
+        return [p.record for p in self._pending]
+
+    def undo(self, index: int) -> bool:
+        """Undo one fault now (its duration is over). True when rolled back and verified."""
+        for item in self._pending:
+            if item.record.index == index:
+                self._pending.remove(item)
+                return self._undo(item)
+        return True
+
+    def undo_all(self) -> bool:
+        """Undo everything still pending, newest first; True when every one was rolled back and verified."""
+        ok = True
+        while self._pending:
+            ok = self._undo(self._pending.pop()) and ok
+        return ok
+
+    def _undo(self, item: Pending) -> bool:
+        record = item.record
+        error: str | None = None
+        try:
+            record.rollback = item.injector.rollback(item.plan, self._ctx)
+            record.verify = item.injector.verify_gone(item.plan, self._ctx)
+        except Exception as exc:  # an injector bug must not stop the other rollbacks
+            log.exception("rollback of fault #%s raised", record.index)
+            error = f"{type(exc).__name__}: {exc}"
+        failures = [r for r in record.rollback + record.verify if not r.ok]
+        rolled_ok = error is None and all(r.ok for r in record.rollback)
+        verified = (
+            error is None
+            and bool(record.verify or not item.plan.targets)
+            and all(r.ok for r in record.verify)
+        )
+        if failures and error is None:
+            error = "; ".join(f"{r.action} {r.id}: {r.error}" for r in failures)
+        record.ended_at = self._now()
+        record.status = "rolled_back" if rolled_ok and verified else "rollback_failed"
+        if error:
+            record.error = error if record.error is None else f"{record.error}; {error}"
+        self._bus.emit(
+            FaultRolledBack(
+                index=record.index, kind=record.kind, ok=rolled_ok, verified=verified, error=error
+            )
+        )
+        self._changed()
+        return rolled_ok and verified

@@ -1,0 +1,160 @@
+"""Finding the stack a run drills: the live reference stack's state file, or a user's description file.
+
+The reference trading stack is a separate program (`python -m tradingstack`); the engine starts and
+stops it as a subprocess and reads the state file it writes, never its code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from engine.errors import StackError
+from engine.journal import write_atomic
+from engine.loader import load_document, validate_model
+from engine.model import StackRef
+from injectors.errors import TargetNotFoundError
+from injectors.targets import ProcessInstance, ProcessTarget, StackDescription, Target
+
+STATE_FILE = "state.json"
+# What the reference stack of each profile provides, for validating experiments without a live stack.
+REFERENCE_TARGETS: dict[str, tuple[str, ...]] = {"basic": ("gateway", "matcher", "redis", "zookeeper")}
+REFERENCE_ENDPOINTS: dict[str, tuple[str, ...]] = {"basic": ("gateway", "redis", "zookeeper")}
+
+
+def default_stack_dir() -> Path:
+    """Where `chaos.py stack up` keeps the reference stack: $CHAOS_STACK_DIR or ./runs/stack."""
+    return Path(os.environ.get("CHAOS_STACK_DIR", "runs/stack"))
+
+
+class LiveStack:
+    """A stack description in use by a run; changes (restarted PIDs) are saved back when it has a file."""
+
+    def __init__(self, description: StackDescription, path: Path | None) -> None:
+        self._description = description
+        self.path = path
+        self._lock = threading.Lock()
+
+    @property
+    def description(self) -> StackDescription:
+        return self._description
+
+    def target(self, name: str) -> Target:
+        targets = self._description.targets
+        if name not in targets:
+            close = difflib.get_close_matches(name, list(targets), n=1)
+            hint = (
+                f"; did you mean {close[0]!r}?" if close else f"; targets are: {', '.join(sorted(targets))}"
+            )
+            raise TargetNotFoundError(f"stack {self._description.name!r} has no target {name!r}{hint}")
+        return targets[name]
+
+    def replace_instance(self, target: str, instance: ProcessInstance) -> None:
+        with self._lock:
+            group = self.target(target)
+            if not isinstance(group, ProcessTarget):
+                raise TargetNotFoundError(f"target {target!r} has no process instances")
+            instances = [instance if i.name == instance.name else i for i in group.instances]
+            targets = dict(self._description.targets)
+            targets[target] = group.model_copy(update={"instances": instances})
+            self._description = self._description.model_copy(update={"targets": targets})
+            if self.path is not None:
+                write_atomic(self.path, self._description.model_dump_json(indent=1) + "\n")
+
+    def endpoint(self, name_or_url: str) -> str:
+        if "://" in name_or_url:
+            return name_or_url
+        try:
+            return self._description.endpoints[name_or_url]
+        except KeyError:
+            known = ", ".join(sorted(self._description.endpoints)) or "none"
+            raise StackError(
+                f"stack {self._description.name!r} has no endpoint {name_or_url!r} (known: {known})"
+            ) from None
+
+    def summary(self) -> dict[str, Any]:
+        desc = self._description
+        return {
+            "name": desc.name,
+            "profile": desc.profile,
+            "production": desc.production,
+            "file": str(self.path) if self.path else None,
+            "endpoints": desc.endpoints,
+            "targets": {
+                name: [{"name": i.name, "pid": i.pid} for i in group.instances]
+                for name, group in desc.targets.items()
+            },
+        }
+
+
+def read_description(path: Path) -> StackDescription:
+    """Read a stack description (JSON or YAML); problems come back with file:line."""
+    doc = load_document(path)  # YAML is a superset of JSON: one loader, located errors for both
+    return validate_model(StackDescription, doc)
+
+
+def resolve_stack_file(ref: StackRef, experiment_dir: Path, stack_dir: Path) -> Path:
+    if ref.file is not None:
+        return (experiment_dir / ref.file).resolve()
+    return stack_dir / STATE_FILE
+
+
+def open_stack(ref: StackRef, experiment_dir: Path, stack_dir: Path) -> LiveStack:
+    """The live stack for a run; for the reference stack, its state file must exist and match."""
+    path = resolve_stack_file(ref, experiment_dir, stack_dir)
+    if ref.reference is not None and not path.exists():
+        raise StackError(
+            f"no reference stack is running in {stack_dir} (no {STATE_FILE}); start one with "
+            f"`chaos.py stack up --profile {ref.reference}` or run with --stack-up"
+        )
+    description = read_description(path)
+    if ref.reference is not None and description.profile != ref.reference:
+        raise StackError(
+            f"the reference stack in {stack_dir} runs profile {description.profile!r}, "
+            f"the experiment needs {ref.reference!r}"
+        )
+    # A user's hand-written file is never rewritten; only the reference stack's state file is kept current.
+    return LiveStack(description, path if ref.reference is not None else None)
+
+
+def _tradingstack(args: list[str], log: Path | None, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "tradingstack", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise StackError(f"`tradingstack {' '.join(args)}` did not finish in {timeout_s:.0f}s") from exc
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a", encoding="utf-8") as handle:
+            handle.write(f"$ tradingstack {' '.join(args)}\n{result.stdout}{result.stderr}\n")
+    return result
+
+
+def start_reference(profile: str, stack_dir: Path, log: Path | None = None, timeout_s: float = 120.0) -> None:
+    """Start the reference trading stack in `stack_dir` (as its own processes) and wait until healthy."""
+    result = _tradingstack(["up", "--dir", str(stack_dir), "--profile", profile], log, timeout_s)
+    if result.returncode != 0:
+        tail = (result.stdout + result.stderr).strip().splitlines()[-15:]
+        raise StackError("the reference stack did not start:\n  " + "\n  ".join(tail))
+
+
+def stop_reference(stack_dir: Path, log: Path | None = None, timeout_s: float = 60.0) -> None:
+    result = _tradingstack(["down", "--dir", str(stack_dir)], log, timeout_s)
+    if result.returncode != 0:
+        raise StackError(
+            f"the reference stack did not stop cleanly: {(result.stdout + result.stderr).strip()}"
+        )
