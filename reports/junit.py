@@ -1,0 +1,201 @@
+"""JUnit XML of a run's journal as GitLab, GitHub and Jenkins read it: one testcase per judgement."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from engine.journal import CheckRecord, FaultRecord, Journal, ObjectiveRecord, write_atomic
+from injectors.base import TargetResult
+
+# Characters XML 1.0 cannot carry: an ANSI colour code in an error message would make the file unreadable.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_NEVER_INJECTED = ("pending", "skipped")
+
+
+def _clean(text: object) -> str:
+    return _NOT_XML.sub("\ufffd", str(text))
+
+
+def _secs(value: float | None) -> str:
+    return f"{max(value or 0.0, 0.0):.3f}"
+
+
+def _num(value: float | None) -> str:
+    return "none" if value is None else f"{value:g}"
+
+
+def fault_name(fault: FaultRecord) -> str:
+    """How a fault is named in reports: '#1 process.kill matcher'."""
+    return f"#{fault.index} {fault.kind} {fault.target}"
+
+
+def _span(results: Iterable[TargetResult]) -> float | None:
+    items = list(results)
+    if not items:
+        return None
+    return max(r.finished_at for r in items) - min(r.started_at for r in items)
+
+
+class _Suite:
+    """Accumulates testcases and the counts the testsuite element must carry."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.cases: list[ET.Element] = []
+        self.failures = self.errors = self.skipped = 0
+
+    def case(self, classname: str, name: str, seconds: float | None) -> ET.Element:
+        element = ET.Element("testcase", classname=_clean(classname), name=_clean(name), time=_secs(seconds))
+        self.cases.append(element)
+        return element
+
+    def fail(self, case: ET.Element, message: str, body: str = "", kind: str = "failure") -> None:
+        element = ET.SubElement(case, kind, message=_clean(message), type=kind)
+        element.text = _clean(body or message)
+        if kind == "error":
+            self.errors += 1
+        else:
+            self.failures += 1
+
+    def skip(self, case: ET.Element, message: str) -> None:
+        ET.SubElement(case, "skipped", message=_clean(message))
+        self.skipped += 1
+
+
+def _check(suite: _Suite, check: CheckRecord) -> None:
+    name = check.probe if check.fault_index is None else f"{check.probe} fault #{check.fault_index}"
+    case = suite.case(f"steady_state.{check.phase}", name, check.window[1] - check.window[0])
+    if check.ok:
+        return
+    measure = check.metric or check.kind
+    if check.request:
+        measure += f" of {check.request}"
+    bounds = ", ".join(f"{side} {_num(v)}" for side, v in (("min", check.min), ("max", check.max)) if v is not None)
+    message = f"{measure}: observed {_num(check.observed)}, threshold {bounds or 'none'}"
+    start, end = (t - suite.journal.started_at for t in check.window)
+    body = f"{message}\nsamples: {check.samples}\nwindow: {start:+.1f}s to {end:+.1f}s after the run's start"
+    suite.fail(case, message, body + (f"\n{check.detail}" if check.detail else ""))
+
+
+def _skip_reason(journal: Journal, fault: FaultRecord) -> str:
+    if fault.error:
+        return fault.error
+    baseline = journal.phase("baseline")
+    if baseline is not None and baseline.status == "deviated":
+        return "not injected: the baseline steady state deviated"
+    if journal.verdict == "interrupted":
+        return "not injected: the run was interrupted"
+    return f"not injected (status {fault.status}, run {journal.verdict})"
+
+
+def _failed_targets(results: Iterable[TargetResult]) -> list[str]:
+    return [f"{r.id}: {r.error or 'failed'}" for r in results if not r.ok]
+
+
+def _fault(suite: _Suite, fault: FaultRecord) -> None:
+    case = suite.case("faults", fault_name(fault), _span(fault.inject))
+    if fault.status in _NEVER_INJECTED:
+        suite.skip(case, _skip_reason(suite.journal, fault))
+        return
+    failed = _failed_targets(fault.inject)
+    if fault.status == "failed" or failed:
+        message = f"injection failed: {'; '.join(failed) or fault.error or 'no target reported success'}"
+        suite.fail(case, message, "\n".join([message, *([fault.error] if fault.error else [])]))
+
+
+def _rollback(suite: _Suite, fault: FaultRecord) -> None:
+    case = suite.case("rollback", fault_name(fault), _span([*fault.rollback, *fault.verify]))
+    touched = fault.inject or fault.rollback or fault.verify or (fault.plan is not None and fault.plan.targets)
+    if fault.status in _NEVER_INJECTED or not touched:
+        suite.skip(case, "nothing to roll back: nothing was injected")
+        return
+    problems = [f"rollback {p}" for p in _failed_targets(fault.rollback)]
+    problems += [f"verify {p}" for p in _failed_targets(fault.verify)]
+    if not fault.rollback:
+        problems.append("no rollback recorded")
+    elif fault.rollback and not fault.verify:
+        problems.append("rollback not verified")
+    if fault.status == "rollback_failed" and not problems:
+        problems.append(fault.error or "rollback failed")
+    if problems:
+        suite.fail(case, "; ".join(problems), "\n".join(problems))
+
+
+def _objective(suite: _Suite, objective: ObjectiveRecord) -> None:
+    name = objective.name if objective.fault_index is None else f"{objective.name} fault #{objective.fault_index}"
+    case = suite.case("objectives", name, None)
+    if objective.met:
+        return
+    observed = "not measured" if objective.observed is None else f"{objective.observed:g} {objective.unit}"
+    message = f"{objective.name}: observed {observed}, objective {objective.target:g} {objective.unit}"
+    suite.fail(case, message, message + (f"\n{objective.detail}" if objective.detail else ""))
+
+
+def _properties(journal: Journal) -> ET.Element:
+    properties = ET.Element("properties")
+    for name, value in (
+        ("run_id", journal.run_id),
+        ("verdict", journal.verdict),
+        ("experiment_file", journal.experiment_file),
+        ("experiment_sha256", journal.experiment_sha256),
+        ("seed", journal.seed),
+        ("tool_version", journal.tool_version),
+    ):
+        ET.SubElement(properties, "property", name=name, value=_clean(value))
+    return properties
+
+
+def build_junit(journal: Journal) -> ET.Element:
+    """The <testsuites> element of a journal (see render_junit)."""
+    suite = _Suite(journal)
+    for check in journal.checks:
+        _check(suite, check)
+    for fault in journal.faults:
+        _fault(suite, fault)
+    for fault in journal.faults:
+        _rollback(suite, fault)
+    for objective in journal.objectives:
+        _objective(suite, objective)
+    for number, error in enumerate(journal.errors, start=1):
+        case = suite.case(f"errors.{error.phase}", f"#{number} {error.type}", None)
+        suite.fail(case, f"{error.type}: {error.message}", kind="error")
+    if not journal.errors and journal.verdict in ("error", "interrupted", "running"):
+        # The verdict says the run did not complete; CI must not show it green for lack of a testcase.
+        why = {"running": "the run did not finish (journal verdict 'running')"}.get(journal.verdict, journal.verdict)
+        suite.fail(suite.case("run", "verdict", None), journal.summary or why, kind="error")
+
+    end = journal.finished_at or max([journal.started_at, *(e.t for e in journal.events[-1:])])
+    counts = {
+        "tests": str(len(suite.cases)),
+        "failures": str(suite.failures),
+        "errors": str(suite.errors),
+        "skipped": str(suite.skipped),
+        "time": _secs(end - journal.started_at),
+    }
+    title = _clean(journal.experiment_title)
+    root = ET.Element("testsuites", {"name": title, **counts})
+    # JUnit's timestamp has no zone: it is UTC here, as the run id and the journal are.
+    timestamp = datetime.fromtimestamp(journal.started_at, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    element = ET.SubElement(root, "testsuite", {"name": title, **counts, "timestamp": timestamp})
+    element.append(_properties(journal))
+    element.extend(suite.cases)
+    out = ET.SubElement(element, "system-out")
+    out.text = _clean(f"run {journal.run_id}: {journal.verdict}. {journal.summary}".strip())
+    return root
+
+
+def render_junit(journal: Journal) -> str:
+    """JUnit XML for CI: checks, injections, rollbacks and objectives as testcases, run errors as errors."""
+    root = build_junit(journal)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_junit(journal: Journal, path: Path) -> Path:
+    """Write the JUnit XML atomically to `path` and return it."""
+    write_atomic(path, render_junit(journal))
+    return path

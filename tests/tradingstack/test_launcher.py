@@ -1,0 +1,74 @@
+"""The deployment tool's failure paths: a component that cannot start, bad arguments."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tradingstack.launcher import REPO_ROOT, StackError, start_stack
+
+pytestmark = [pytest.mark.infra, pytest.mark.slow]
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmdline and os.getpid() != int(entry.name):
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_component_that_cannot_start_is_named_and_everything_else_stopped(tmp_path: Path) -> None:
+    for binary in ("redis-server", "java"):
+        if shutil.which(binary) is None:
+            message = f"{binary} is not installed here"
+            if os.environ.get("CI") == "true":
+                pytest.fail(message)
+            pytest.skip(message)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [
+            sys.executable,
+            "-m",
+            "tradingstack",
+            "up",
+            "--dir",
+            str(tmp_path),
+            "--port",
+            f"redis={port}",
+        ]
+        result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert "redis did not come up" in result.stderr
+    assert "Address already in use" in result.stderr, "the tail of the redis log is shown"
+    assert not (tmp_path / "state.json").exists()
+    assert _processes_mentioning(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"ports": {"matcher-9": 1234}}, "unknown --port name"),
+        ({"profile": "huge"}, "unknown profile"),
+        ({"matchers": 0}, "at least 1"),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_starts(
+    tmp_path: Path, kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(StackError, match=message):
+        start_stack(tmp_path, **kwargs)  # type: ignore[arg-type]
+    assert not (tmp_path / "logs").exists()

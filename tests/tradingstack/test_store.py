@@ -1,0 +1,256 @@
+"""The Redis store against a real redis-server: fencing, conservation of cash and shares, read-back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from injectors.health import wait_healthy
+from injectors.targets import RedisHealth
+from tradingstack.book import OrderBook
+from tradingstack.orders import ACCOUNTS, SEED_CASH_CENTS, SEED_SHARES, SYMBOLS, OrderRequest, Side
+from tradingstack.store import (
+    EPOCH_KEY,
+    FencedError,
+    OrderClosedError,
+    Store,
+    StoreUnavailableError,
+    UnknownOrderError,
+    connect,
+)
+
+pytestmark = [pytest.mark.infra, pytest.mark.slow]
+T = TypeVar("T")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """A private redis-server on a free loopback port: ("127.0.0.1:P", pid)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        message = "redis-server is not installed (apt-get install redis-server)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    port = _free_port()
+    data: Path = tmp_path_factory.mktemp("redis")
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen([*argv, "--dir", str(data)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(RedisHealth(redis=f"127.0.0.1:{port}"), timeout_s=10)
+        yield f"127.0.0.1:{port}", proc.pid
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _run(redis_server: tuple[str, int], body: Callable[[Store], Awaitable[T]]) -> T:
+    """Run `body` against a flushed, seeded store."""
+
+    async def main() -> T:
+        store = Store(connect(redis_server[0]))
+        try:
+            await store.redis.flushall()
+            assert await store.seed()
+            return await body(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def _request(account: str, side: Side, qty: int, price: int, symbol: str = "600000") -> OrderRequest:
+    return OrderRequest(account=account, symbol=symbol, side=side, qty=qty, price_cents=price)
+
+
+async def _place(store: Store, book: OrderBook, epoch: int, request: OrderRequest) -> dict[str, object]:
+    """What the matcher does for one order: allocate an id, match, persist."""
+    order_id = await store.next_order_id(epoch)
+    fills = book.add(order_id, request.account, request.side, request.price_cents, request.qty)
+    return await store.commit_order(epoch, order_id, request, fills, time.time())
+
+
+def test_seeding_happens_once(redis_server: tuple[str, int]) -> None:
+    async def body(store: Store) -> None:
+        assert await store.seed() is False
+        account = await store.get_account("ACC0100")
+        assert account == {
+            "account": "ACC0100",
+            "cash": 10_000_000.0,
+            "positions": dict.fromkeys(SYMBOLS, SEED_SHARES),
+        }
+        assert await store.get_account("ACC0101") is None
+        assert await store.totals() == (SEED_CASH_CENTS * 100, dict.fromkeys(SYMBOLS, SEED_SHARES * 100))
+
+    _run(redis_server, body)
+
+
+def test_orders_fills_and_accounts_are_written_together(redis_server: tuple[str, int]) -> None:
+    async def body(store: Store) -> None:
+        epoch = await store.begin_epoch()
+        book = OrderBook("600000")
+        sell = await _place(store, book, epoch, _request("ACC0001", "sell", 100, 1050))
+        buy = await _place(store, book, epoch, _request("ACC0002", "buy", 30, 1060))
+        assert (sell["status"], buy["status"]) == ("new", "filled")
+        fill = {"fill_id": f"{buy['order_id']}-1", "qty": 30, "price": 10.5, "at": buy["ack_at"]}
+        assert buy["fills"] == [{**fill, "buy_order_id": buy["order_id"], "sell_order_id": sell["order_id"]}]
+        stored = await store.get_order(int(str(sell["order_id"])))
+        assert stored is not None
+        assert (stored["filled_qty"], stored["status"], stored["fills"]) == (
+            30,
+            "partially_filled",
+            buy["fills"],
+        )
+        assert await store.get_order(int(str(buy["order_id"]))) == buy
+        seller, buyer = await store.get_account("ACC0001"), await store.get_account("ACC0002")
+        assert seller is not None and buyer is not None
+        assert seller["cash"] == 10_000_000 + 315.0 and seller["positions"]["600000"] == SEED_SHARES - 30
+        assert buyer["cash"] == 10_000_000 - 315.0 and buyer["positions"]["600000"] == SEED_SHARES + 30
+        open_orders = await store.open_orders("600000")
+        assert [(o.order_id, o.remaining) for o in open_orders] == [(int(str(sell["order_id"])), 70)]
+
+    _run(redis_server, body)
+
+
+def test_cancel_closes_an_open_order_once(redis_server: tuple[str, int]) -> None:
+    async def body(store: Store) -> None:
+        epoch = await store.begin_epoch()
+        order = await _place(store, OrderBook("600036"), epoch, _request("ACC0003", "buy", 5, 999, "600036"))
+        order_id = int(str(order["order_id"]))
+        cancelled = await store.cancel_order(epoch, order_id)
+        assert cancelled == {**order, "status": "cancelled"}
+        assert await store.open_orders("600036") == []
+        with pytest.raises(OrderClosedError, match="already cancelled"):
+            await store.cancel_order(epoch, order_id)
+        with pytest.raises(UnknownOrderError):
+            await store.cancel_order(epoch, 999_999)
+
+    _run(redis_server, body)
+
+
+def test_client_order_ids_are_recorded(redis_server: tuple[str, int]) -> None:
+    async def body(store: Store) -> None:
+        epoch = await store.begin_epoch()
+        request = OrderRequest("ACC0004", "601318", "sell", 1, 100, client_order_id="abc-1")
+        order_id = await store.next_order_id(epoch)
+        await store.commit_order(epoch, order_id, request, [], time.time())
+        assert await store.find_client_order("ACC0004", "abc-1") == order_id
+        assert await store.find_client_order("ACC0005", "abc-1") is None
+
+    _run(redis_server, body)
+
+
+def test_a_stale_epoch_can_write_nothing(redis_server: tuple[str, int]) -> None:
+    async def body(store: Store) -> None:
+        old = await store.begin_epoch()
+        resting = await _place(store, OrderBook("600000"), old, _request("ACC0001", "sell", 10, 1000))
+        new = await store.begin_epoch()
+        assert new == old + 1
+        before = await store.redis.dbsize()
+        with pytest.raises(FencedError):
+            await store.next_order_id(old)
+        with pytest.raises(FencedError):
+            await store.commit_order(old, 99, _request("ACC0002", "buy", 1, 1000), [], time.time())
+        with pytest.raises(FencedError):
+            await store.cancel_order(old, int(str(resting["order_id"])))
+        assert await store.redis.dbsize() == before
+        assert await store.get_order(99) is None
+        assert await store.get_order(int(str(resting["order_id"]))) == resting
+        assert await store.next_order_id(new) == int(str(resting["order_id"])) + 1
+
+    _run(redis_server, body)
+
+
+def test_an_epoch_change_between_check_and_commit_aborts_the_write(redis_server: tuple[str, int]) -> None:
+    """The old leader pauses after its epoch check; the new leader's INCR still stops its EXEC."""
+
+    async def body(store: Store) -> None:
+        old = await store.begin_epoch()
+        order_id = await store.next_order_id(old)
+        rival = Store(connect(redis_server[0]))
+        real_fence = store._fence
+
+        async def fence_then_lose_leadership(pipe: object, epoch: int) -> None:
+            await real_fence(pipe, epoch)  # the check passes...
+            await rival.begin_epoch()  # ...and a new leader is elected before EXEC
+
+        store._fence = fence_then_lose_leadership  # type: ignore[method-assign]
+        try:
+            with pytest.raises(FencedError):
+                await store.commit_order(old, order_id, _request("ACC0002", "buy", 1, 1000), [], time.time())
+        finally:
+            await rival.close()
+        assert await store.get_order(order_id) is None
+        assert int(await store.redis.get(EPOCH_KEY) or 0) == old + 1
+
+    _run(redis_server, body)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_fills_conserve_cash_and_shares(redis_server: tuple[str, int], seed: int) -> None:
+    async def body(store: Store) -> None:
+        rng = random.Random(seed)
+        epoch = await store.begin_epoch()
+        books = {symbol: OrderBook(symbol) for symbol in SYMBOLS}
+        fills = 0
+        for _ in range(300):
+            symbol = rng.choice(SYMBOLS)
+            side: Side = rng.choice(["buy", "sell"])
+            request = _request(rng.choice(ACCOUNTS[:10]), side, rng.randint(1, 500), rng.randint(995, 1005), symbol)
+            order = await _place(store, books[symbol], epoch, request)
+            fills += len(order["fills"])  # type: ignore[arg-type]
+        assert fills > 50, "the random flow should trade"
+        assert await store.totals() == (SEED_CASH_CENTS * 100, dict.fromkeys(SYMBOLS, SEED_SHARES * 100))
+        for symbol, book in books.items():
+            stored = await store.open_orders(symbol)
+            expected = sorted(book.orders("buy") + book.orders("sell"), key=lambda o: o.order_id)
+            assert stored == expected
+
+    _run(redis_server, body)
+
+
+def test_an_unreachable_redis_fails_fast() -> None:
+    async def body() -> float:
+        store = Store(connect(f"127.0.0.1:{_free_port()}"))
+        started = time.monotonic()
+        try:
+            with pytest.raises(StoreUnavailableError):
+                await store.get_order(1)
+        finally:
+            await store.close()
+        return time.monotonic() - started
+
+    assert asyncio.run(body()) < 1.0
+
+
+def test_a_frozen_redis_fails_within_the_socket_timeout(redis_server: tuple[str, int]) -> None:
+    async def body(store: Store) -> float:
+        await store.ping()  # an open connection, so the freeze hits a read, not the connect
+        os.kill(redis_server[1], signal.SIGSTOP)
+        started = time.monotonic()
+        try:
+            with pytest.raises(StoreUnavailableError):
+                await store.get_order(1)
+        finally:
+            os.kill(redis_server[1], signal.SIGCONT)
+        return time.monotonic() - started
+
+    assert _run(redis_server, body) < 2.0

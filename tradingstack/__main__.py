@@ -1,0 +1,118 @@
+"""Command line of the reference stack: `python -m tradingstack up|down|status --dir DIR`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from injectors.process import role_of
+from tradingstack.launcher import (
+    StackError,
+    StackStartError,
+    read_state,
+    stack_status,
+    start_stack,
+    status_dicts,
+    stop_stack,
+)
+
+
+def _port(text: str) -> tuple[str, int]:
+    name, sep, port = text.partition("=")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected NAME=PORT (e.g. gateway=8080), got {text!r}")
+    return name, int(port)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tradingstack", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start the stack detached and write DIR/state.json")
+    up.add_argument("--dir", type=Path, required=True)
+    up.add_argument("--profile", default="basic")
+    up.add_argument("--matchers", type=int, default=2)
+    up.add_argument(
+        "--port",
+        type=_port,
+        action="append",
+        default=[],
+        metavar="NAME=PORT",
+        help="fixed port for redis, zookeeper, gateway or matcher-N (default: a free port)",
+    )
+    up.add_argument("--timeout", type=float, default=60.0, help="seconds for everything to become ready")
+    down = commands.add_parser("down", help="stop what DIR/state.json lists (logs are kept)")
+    down.add_argument("--dir", type=Path, required=True)
+    status = commands.add_parser("status", help="show every instance; exit 0 only if all are healthy")
+    status.add_argument("--dir", type=Path, required=True)
+    status.add_argument("--json", action="store_true")
+    return parser
+
+
+def _up(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    try:
+        stack = start_stack(
+            args.dir,
+            profile=args.profile,
+            matchers=args.matchers,
+            ports=dict(args.port),
+            timeout_s=args.timeout,
+        )
+    except StackStartError as exc:
+        print(f"up failed: {exc.component} did not come up: {exc.reason}", file=sys.stderr)
+        if exc.log_tail:
+            print(f"--- last lines of the {exc.component} log ---\n{exc.log_tail}", file=sys.stderr)
+        print("everything started has been stopped again", file=sys.stderr)
+        return 1
+    except StackError as exc:
+        print(f"up refused: {exc}", file=sys.stderr)
+        return 1
+    elapsed = time.monotonic() - started
+    print(f"reference stack up in {elapsed:.1f} s; state in {args.dir.resolve() / 'state.json'}")
+    for name, url in stack.endpoints.items():
+        print(f"  {name:<10} {url}")
+    for target in stack.targets.values():
+        for instance in target.instances:
+            role = role_of(instance)
+            suffix = f"  ({role})" if role else ""
+            print(f"  {instance.name:<10} pid {instance.pid:<8} log {instance.log}{suffix}")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    for line in stop_stack(args.dir):
+        print(line)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    try:
+        rows = stack_status(args.dir)
+    except StackError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    healthy = all(row.healthy for row in rows)
+    if args.json:
+        state = read_state(args.dir)
+        name = state.name if state else None
+        print(json.dumps({"healthy": healthy, "stack": name, "instances": status_dicts(rows)}))
+        return 0 if healthy else 1
+    print(f"{'target':<10} {'instance':<10} {'pid':>8} {'running':<8} {'healthy':<8} {'role':<10} problem")
+    for row in rows:
+        print(
+            f"{row.target:<10} {row.instance:<10} {row.pid or '-':>8} {'yes' if row.running else 'no':<8} "
+            f"{'yes' if row.healthy else 'no':<8} {row.role or '-':<10} {row.problem or ''}"
+        )
+    return 0 if healthy else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return {"up": _up, "down": _down, "status": _status}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

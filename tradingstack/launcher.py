@@ -1,0 +1,352 @@
+"""Deploys the reference stack on this host and keeps DIR/state.json, a StackDescription, current."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from injectors.health import problem
+from injectors.process import is_running, role_of, spawn, wait_exit
+from injectors.targets import (
+    HttpHealth,
+    ProcessInstance,
+    ProcessTarget,
+    RedisHealth,
+    StackDescription,
+    ZooKeeperHealth,
+)
+from tradingstack.store import Store, connect
+
+STATE_FILE = "state.json"
+PROFILES = ("basic",)
+STOP_ORDER = ("gateway", "matcher", "zookeeper", "redis")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ZOOKEEPER_CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
+JVM_OPTIONS = ("-Xms16m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
+
+
+class StackError(Exception):
+    """The stack could not be started or stopped as asked."""
+
+
+class StackRunningError(StackError):
+    """DIR already holds a stack with live processes."""
+
+
+class StackStartError(StackError):
+    """A component did not come up; carries its name and the tail of its log."""
+
+    def __init__(self, component: str, reason: str, log_tail: str = "") -> None:
+        super().__init__(f"{component}: {reason}")
+        self.component = component
+        self.reason = reason
+        self.log_tail = log_tail
+
+
+@dataclass(frozen=True)
+class InstanceStatus:
+    """One row of `status`."""
+
+    target: str
+    instance: str
+    pid: int | None
+    running: bool
+    healthy: bool
+    role: str | None
+    problem: str | None
+
+
+def read_state(directory: Path) -> StackDescription | None:
+    path = Path(directory) / STATE_FILE
+    if not path.exists():
+        return None
+    return StackDescription.model_validate_json(path.read_text())
+
+
+def write_state(directory: Path, description: StackDescription) -> None:
+    """Write state.json atomically (temp file + rename), so readers never see half a file."""
+    path = Path(directory) / STATE_FILE
+    temp = path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
+    temp.write_text(description.model_dump_json(indent=2) + "\n")
+    os.replace(temp, path)
+
+
+def log_tail(path: str | None, lines: int = 20) -> str:
+    if path is None or not Path(path).exists():
+        return ""
+    return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+
+
+def _free_ports(count: int) -> list[int]:
+    # Hold every socket until all are chosen, so the same port is not handed out twice.
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _assign_ports(names: list[str], given: Mapping[str, int]) -> dict[str, int]:
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise StackError(f"unknown --port name(s) {', '.join(unknown)}; known: {', '.join(names)}")
+    free = iter(_free_ports(len(names)))
+    return {name: given[name] if name in given else next(free) for name in names}
+
+
+def _executable(name: str, hint: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise StackStartError(name, f"{name} not found on PATH; {hint}")
+    return found
+
+
+def _redis_instance(directory: Path, port: int) -> ProcessInstance:
+    argv = [_executable("redis-server", "install it with apt-get install redis-server")]
+    argv += ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"]
+    argv += ["--dir", str(directory / "redis"), "--daemonize", "no"]
+    return ProcessInstance(
+        name="redis",
+        argv=argv,
+        cwd=str(directory),
+        log=str(directory / "logs" / "redis.log"),
+        health=RedisHealth(redis=f"127.0.0.1:{port}"),
+        ports={"redis": port},
+    )
+
+
+def _zookeeper_instance(directory: Path, port: int) -> ProcessInstance:
+    config = directory / "zookeeper" / "zoo.cfg"
+    config.write_text(
+        "tickTime=500\n"
+        f"dataDir={directory / 'zookeeper' / 'data'}\n"
+        f"clientPort={port}\n"
+        "clientPortAddress=127.0.0.1\n"
+        "minSessionTimeout=1000\n"
+        "maxSessionTimeout=10000\n"
+        "4lw.commands.whitelist=*\n"
+        "admin.enableServer=false\n"
+    )
+    java = _executable("java", "install a Java runtime (apt-get install default-jre-headless)")
+    main_class = "org.apache.zookeeper.server.ZooKeeperServerMain"
+    return ProcessInstance(
+        name="zookeeper",
+        argv=[java, *JVM_OPTIONS, "-cp", ZOOKEEPER_CLASSPATH, main_class, str(config)],
+        cwd=str(directory),
+        log=str(directory / "logs" / "zookeeper.log"),
+        health=ZooKeeperHealth(zookeeper=f"127.0.0.1:{port}"),
+        ports={"client": port},
+    )
+
+
+def _service_instance(
+    directory: Path, module: str, name: str, port: int, redis: str, zookeeper: str, session_timeout_s: float
+) -> ProcessInstance:
+    argv = [sys.executable, "-m", module, "--name", name, "--port", str(port)]
+    argv += ["--redis", redis, "--zookeeper", zookeeper, "--session-timeout", str(session_timeout_s)]
+    url = f"http://127.0.0.1:{port}"
+    return ProcessInstance(
+        name=name,
+        argv=argv,
+        cwd=str(directory),
+        env={"PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"},
+        log=str(directory / "logs" / f"{name}.log"),
+        health=HttpHealth(http=f"{url}/health"),
+        role_url=f"{url}/status" if module.endswith("matcher") else None,
+        ports={"http": port},
+    )
+
+
+def _start(instance: ProcessInstance) -> ProcessInstance:
+    assert instance.log is not None
+    Path(instance.log).parent.mkdir(parents=True, exist_ok=True)
+    with open(instance.log, "a") as log:
+        now = time.strftime("%Y-%m-%d %H:%M:%S")
+        log.write(f"=== {now} starting {instance.name}: {' '.join(instance.argv)}\n")
+    try:
+        return spawn(instance)
+    except OSError as exc:
+        raise StackStartError(instance.name, f"could not start {instance.argv[0]}: {exc}") from exc
+
+
+def _wait_ready(instances: list[ProcessInstance], deadline: float) -> None:
+    pending = list(instances)
+    while pending:
+        for instance in list(pending):
+            if not is_running(instance):
+                raise StackStartError(instance.name, "exited during start-up", log_tail(instance.log))
+            if instance.health is None or problem(instance.health) is None:
+                pending.remove(instance)
+        if pending and time.monotonic() > deadline:
+            first = pending[0]
+            reason = problem(first.health) if first.health else "unknown"
+            raise StackStartError(first.name, f"not ready in time: {reason}", log_tail(first.log))
+        if pending:
+            time.sleep(0.05)
+
+
+def _wait_leader(matchers: list[ProcessInstance], deadline: float) -> None:
+    while True:
+        roles = {m.name: role_of(m) for m in matchers}
+        if list(roles.values()).count("leader") == 1:
+            return
+        if time.monotonic() > deadline:
+            raise StackStartError("matcher", f"no single leader elected in time (roles: {roles})")
+        time.sleep(0.05)
+
+
+async def _seed(redis: str) -> bool:
+    store = Store(connect(redis, timeout_s=2.0))
+    try:
+        return await store.seed()
+    finally:
+        await store.close()
+
+
+def _refuse_if_running(directory: Path) -> None:
+    state = read_state(directory) if (directory / STATE_FILE).exists() else None
+    if state is None:
+        return
+    live = [i.name for t in state.targets.values() for i in t.instances if is_running(i)]
+    if live:
+        raise StackRunningError(
+            f"{directory} already runs a stack ({', '.join(live)} alive); "
+            f"stop it first: python -m tradingstack down --dir {directory}"
+        )
+
+
+def start_stack(
+    directory: Path,
+    *,
+    profile: str = "basic",
+    matchers: int = 2,
+    ports: Mapping[str, int] | None = None,
+    timeout_s: float = 60.0,
+    session_timeout_s: float = 2.0,
+) -> StackDescription:
+    """Start Redis, ZooKeeper, the matchers and a gateway; return the description written to state.json.
+
+    Redis and ZooKeeper data are fresh every time. On any failure everything started is stopped
+    again and StackStartError names the component and carries the tail of its log.
+    """
+    directory = Path(directory).resolve()
+    if profile not in PROFILES:
+        raise StackError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    if matchers < 1:
+        raise StackError("--matchers must be at least 1")
+    directory.mkdir(parents=True, exist_ok=True)
+    _refuse_if_running(directory)
+    deadline = time.monotonic() + timeout_s
+    matcher_names = [f"matcher-{n}" for n in range(1, matchers + 1)]
+    port = _assign_ports(["redis", "zookeeper", "gateway", *matcher_names], ports or {})
+    for data in ("redis", "zookeeper"):
+        shutil.rmtree(directory / data, ignore_errors=True)
+        (directory / data).mkdir(parents=True)
+    redis, zookeeper = f"127.0.0.1:{port['redis']}", f"127.0.0.1:{port['zookeeper']}"
+    description = StackDescription(
+        name="reference",
+        profile=profile,
+        endpoints={"gateway": f"http://127.0.0.1:{port['gateway']}", "redis": redis, "zookeeper": zookeeper},
+    )
+    started: list[ProcessInstance] = []
+
+    def launch(target: str, summary: str, instances: list[ProcessInstance]) -> list[ProcessInstance]:
+        live = []
+        for instance in instances:
+            live.append(_start(instance))
+            started.append(live[-1])
+        description.targets[target] = ProcessTarget(description=summary, instances=live)
+        write_state(directory, description)  # as early as possible, so `down` can clean up after a crash
+        return live
+
+    try:
+        redis_server = _redis_instance(directory, port["redis"])
+        core = launch("redis", "Redis: orders, fills, accounts (AOF)", [redis_server])
+        zk = _zookeeper_instance(directory, port["zookeeper"])
+        core += launch("zookeeper", "ZooKeeper standalone: matcher election", [zk])
+        _wait_ready(core, deadline)
+        asyncio.run(_seed(redis))
+        common = (redis, zookeeper, session_timeout_s)
+        service = [
+            _service_instance(directory, "tradingstack.matcher", name, port[name], *common) for name in matcher_names
+        ]
+        engines = launch("matcher", "Matching engines, one leader elected through ZooKeeper", service)
+        gateway = _service_instance(directory, "tradingstack.gateway", "gateway-1", port["gateway"], *common)
+        front = launch("gateway", "Order gateway: the public HTTP API", [gateway])
+        _wait_ready(engines + front, deadline)
+        _wait_leader(engines, deadline)
+        return description
+    except BaseException:
+        _terminate(list(reversed(started)), timeout_s=5.0)
+        (directory / STATE_FILE).unlink(missing_ok=True)
+        raise
+
+
+def _terminate(instances: Iterable[ProcessInstance], timeout_s: float) -> list[str]:
+    """SIGTERM the instances that are still the processes we started; SIGKILL them after `timeout_s`."""
+    report = []
+    live = [i for i in instances if i.pid is not None and is_running(i)]
+    for instance in live:
+        assert instance.pid is not None
+        os.kill(instance.pid, signal.SIGTERM)
+        os.kill(instance.pid, signal.SIGCONT)  # a paused process would never act on SIGTERM
+    deadline = time.monotonic() + timeout_s
+    for instance in live:
+        assert instance.pid is not None
+        if wait_exit(instance.pid, max(0.0, deadline - time.monotonic())) is not None:
+            report.append(f"stopped {instance.name} (pid {instance.pid})")
+        elif is_running(instance):
+            os.kill(instance.pid, signal.SIGKILL)
+            wait_exit(instance.pid, 5.0)
+            report.append(f"killed {instance.name} (pid {instance.pid}) after {timeout_s:.0f} s")
+    return report
+
+
+def stop_stack(directory: Path, timeout_s: float = 10.0) -> list[str]:
+    """Stop the stack in reverse dependency order, only PIDs we started; remove state.json, keep logs."""
+    directory = Path(directory).resolve()
+    state = read_state(directory)
+    if state is None:
+        return [f"no {STATE_FILE} in {directory}: nothing to stop"]
+    order = [t for t in STOP_ORDER if t in state.targets] + [t for t in state.targets if t not in STOP_ORDER]
+    report = []
+    for target in order:
+        instances = state.targets[target].instances
+        report += [f"{i.name} was not running" for i in instances if i.pid is None or not is_running(i)]
+        report += _terminate(instances, timeout_s)
+    (directory / STATE_FILE).unlink(missing_ok=True)
+    return report
+
+
+def stack_status(directory: Path) -> list[InstanceStatus]:
+    """Running, healthy and role of every instance in DIR/state.json (health checks in parallel)."""
+    state = read_state(Path(directory).resolve())
+    if state is None:
+        raise StackError(f"no {STATE_FILE} in {directory}: is the stack up?")
+    rows = [(t, i) for t, target in state.targets.items() for i in target.instances]
+
+    def check(row: tuple[str, ProcessInstance]) -> InstanceStatus:
+        target, instance = row
+        running = is_running(instance)
+        reason = "not running" if not running else problem(instance.health) if instance.health else None
+        role = role_of(instance) if running else None
+        return InstanceStatus(target, instance.name, instance.pid, running, reason is None, role, reason)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(rows))) as pool:
+        return list(pool.map(check, rows))
+
+
+def status_dicts(rows: list[InstanceStatus]) -> list[dict[str, object]]:
+    return [asdict(row) for row in rows]

@@ -1,0 +1,337 @@
+"""Redis persistence of orders, fills and accounts; every write of the matching leader is fenced by epoch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError, ResponseError, WatchError
+
+from tradingstack.book import Fill, RestingOrder
+from tradingstack.orders import (
+    ACCOUNTS,
+    SEED_CASH_CENTS,
+    SEED_SHARES,
+    SYMBOLS,
+    OrderRequest,
+    cents_to_price,
+)
+
+EPOCH_KEY = "ts:epoch"
+ORDER_SEQ_KEY = "ts:order_seq"
+SEEDED_KEY = "ts:seeded"
+FILLS_LOG_KEY = "ts:fills"
+OPEN_STATUSES = ("new", "partially_filled")
+
+
+def order_key(order_id: int) -> str:
+    return f"ts:order:{order_id}"
+
+
+def order_fills_key(order_id: int) -> str:
+    return f"ts:order:{order_id}:fills"
+
+
+def account_key(account: str) -> str:
+    return f"ts:account:{account}"
+
+
+def open_key(symbol: str) -> str:
+    """Sorted set of the open order ids of a symbol, scored by id: the book in time priority."""
+    return f"ts:open:{symbol}"
+
+
+def client_order_key(account: str, client_order_id: str) -> str:
+    return f"ts:client:{account}:{client_order_id}"
+
+
+class StoreError(Exception):
+    """Base of the store's errors."""
+
+
+class StoreUnavailableError(StoreError):
+    """Redis did not answer (refused, timed out, or failed mid-command)."""
+
+
+class FencedError(StoreError):
+    """The epoch moved on: a newer leader exists and this writer must step down."""
+
+
+class UnknownOrderError(StoreError):
+    """No order has this id."""
+
+
+class OrderClosedError(StoreError):
+    """The order is already filled or cancelled."""
+
+
+# Allocating an id is a write too, so it is fenced like every other leader write.
+_NEXT_ID_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED epoch is ' .. tostring(redis.call('GET', KEYS[1])) .. ', not ' .. ARGV[1])
+end
+return redis.call('INCR', KEYS[2])
+"""
+
+# SETNX-guarded so that seeding happens once, atomically, however often it is asked for.
+_SEED_LUA = """
+if redis.call('SETNX', KEYS[1], ARGV[1]) == 0 then return 0 end
+local cash, shares, nsym = ARGV[2], ARGV[3], tonumber(ARGV[4])
+for i = 5 + nsym, #ARGV do
+  local key = 'ts:account:' .. ARGV[i]
+  redis.call('HSET', key, 'cash', cash)
+  for s = 5, 4 + nsym do redis.call('HSET', key, ARGV[s], shares) end
+end
+return 1
+"""
+
+
+def connect(address: str, timeout_s: float = 1.0) -> aioredis.Redis:
+    """A client that surfaces faults at once: explicit timeouts and no hidden retries."""
+    host, _, port = address.rpartition(":")
+    return aioredis.Redis(
+        host=host,
+        port=int(port),
+        decode_responses=True,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_error=[],
+        health_check_interval=0,
+    )
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except WatchError as exc:
+        raise FencedError("epoch changed during the write; a newer leader exists") from exc
+    except ResponseError as exc:
+        if str(exc).startswith("FENCED"):
+            raise FencedError(str(exc)) from exc
+        raise StoreError(f"redis refused a command: {exc}") from exc
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailableError(f"redis unavailable: {type(exc).__name__}: {exc}") from exc
+
+
+def render_fill(raw: str) -> dict[str, Any]:
+    """A stored fill → its public JSON form."""
+    fill = json.loads(raw)
+    return {
+        "fill_id": fill["fill_id"],
+        "buy_order_id": fill["buy_order_id"],
+        "sell_order_id": fill["sell_order_id"],
+        "qty": fill["qty"],
+        "price": cents_to_price(fill["price_cents"]),
+        "at": fill["at"],
+    }
+
+
+def render_order(fields: dict[str, str], fills: list[str]) -> dict[str, Any]:
+    """A stored order hash and its fills → the public order JSON of docs/contracts.md."""
+    return {
+        "order_id": fields["order_id"],
+        "client_order_id": fields.get("client_order_id") or None,
+        "account": fields["account"],
+        "symbol": fields["symbol"],
+        "side": fields["side"],
+        "qty": int(fields["qty"]),
+        "price": cents_to_price(int(fields["price_cents"])),
+        "filled_qty": int(fields["filled_qty"]),
+        "status": fields["status"],
+        "ack_at": float(fields["ack_at"]),
+        "fills": [render_fill(f) for f in fills],
+    }
+
+
+def _status(qty: int, filled: int) -> str:
+    return "filled" if filled == qty else "partially_filled" if filled else "new"
+
+
+class Store:
+    """Orders, fills and accounts in Redis. Writers pass the epoch they lead under."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.redis = client
+        self._r: Any = client  # redis-py's command return types are unions of bytes and str
+        self._next_id = client.register_script(_NEXT_ID_LUA)
+        self._seed = client.register_script(_SEED_LUA)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def ping(self) -> None:
+        with _translated():
+            await self.redis.ping()
+
+    async def seed(self) -> bool:
+        """Create the accounts with their cash and shares once; True if this call did it."""
+        marker = json.dumps({"accounts": len(ACCOUNTS), "cash_cents": SEED_CASH_CENTS, "shares": SEED_SHARES})
+        args: list[str | int] = [marker, SEED_CASH_CENTS, SEED_SHARES, len(SYMBOLS), *SYMBOLS, *ACCOUNTS]
+        with _translated():
+            return bool(await self._seed(keys=[SEEDED_KEY], args=args))
+
+    async def begin_epoch(self) -> int:
+        """Start a new leadership epoch; every write under an older epoch fails from now on."""
+        with _translated():
+            return int(await self.redis.incr(EPOCH_KEY))
+
+    async def current_epoch(self) -> int:
+        with _translated():
+            return int(await self.redis.get(EPOCH_KEY) or 0)
+
+    async def next_order_id(self, epoch: int) -> int:
+        with _translated():
+            return int(await self._next_id(keys=[EPOCH_KEY, ORDER_SEQ_KEY], args=[epoch]))
+
+    async def find_client_order(self, account: str, client_order_id: str) -> int | None:
+        with _translated():
+            found = await self.redis.get(client_order_key(account, client_order_id))
+        return int(found) if found else None
+
+    async def commit_order(
+        self, epoch: int, order_id: int, request: OrderRequest, fills: list[Fill], ack_at: float
+    ) -> dict[str, Any]:
+        """Persist a new order, its fills, the makers' new state and the cash/share moves, atomically."""
+        filled = sum(f.qty for f in fills)
+        fields = {
+            "order_id": str(order_id),
+            "client_order_id": request.client_order_id or "",
+            "account": request.account,
+            "symbol": request.symbol,
+            "side": request.side,
+            "qty": str(request.qty),
+            "price_cents": str(request.price_cents),
+            "filled_qty": str(filled),
+            "status": _status(request.qty, filled),
+            "ack_at": repr(ack_at),
+            "epoch": str(epoch),
+        }
+        records = [
+            json.dumps(
+                {
+                    "fill_id": f"{order_id}-{n}",
+                    "symbol": request.symbol,
+                    "buy_order_id": str(f.buy_order_id),
+                    "sell_order_id": str(f.sell_order_id),
+                    "buy_account": f.buy_account,
+                    "sell_account": f.sell_account,
+                    "qty": f.qty,
+                    "price_cents": f.price_cents,
+                    "at": ack_at,
+                    "epoch": epoch,
+                }
+            )
+            for n, f in enumerate(fills, start=1)
+        ]
+        with _translated():
+            async with self._pipeline() as pipe:
+                await self._fence(pipe, epoch)
+                pipe.multi()
+                pipe.hset(order_key(order_id), mapping=fields)
+                if request.client_order_id:
+                    pipe.set(client_order_key(request.account, request.client_order_id), order_id)
+                for fill, record in zip(fills, records, strict=True):
+                    amount = fill.qty * fill.price_cents
+                    pipe.rpush(FILLS_LOG_KEY, record)
+                    pipe.rpush(order_fills_key(order_id), record)
+                    pipe.rpush(order_fills_key(fill.maker_order_id), record)
+                    pipe.hincrby(account_key(fill.buy_account), "cash", -amount)
+                    pipe.hincrby(account_key(fill.buy_account), request.symbol, fill.qty)
+                    pipe.hincrby(account_key(fill.sell_account), "cash", amount)
+                    pipe.hincrby(account_key(fill.sell_account), request.symbol, -fill.qty)
+                    pipe.hincrby(order_key(fill.maker_order_id), "filled_qty", fill.qty)
+                    pipe.hset(
+                        order_key(fill.maker_order_id),
+                        "status",
+                        "filled" if fill.maker_remaining == 0 else "partially_filled",
+                    )
+                    if fill.maker_remaining == 0:
+                        pipe.zrem(open_key(request.symbol), fill.maker_order_id)
+                if filled < request.qty:
+                    pipe.zadd(open_key(request.symbol), {str(order_id): order_id})
+                await pipe.execute()
+        return render_order(fields, records)
+
+    async def cancel_order(self, epoch: int, order_id: int) -> dict[str, Any]:
+        """Mark an open order cancelled and take it off its symbol's open set."""
+        with _translated():
+            async with self._pipeline() as pipe:
+                await self._fence(pipe, epoch)
+                fields: dict[str, str] = await pipe.hgetall(order_key(order_id))
+                if not fields:
+                    raise UnknownOrderError(f"order {order_id} does not exist")
+                if fields["status"] not in OPEN_STATUSES:
+                    raise OrderClosedError(f"order {order_id} is already {fields['status']}")
+                fills: list[str] = await pipe.lrange(order_fills_key(order_id), 0, -1)
+                pipe.multi()
+                pipe.hset(order_key(order_id), "status", "cancelled")
+                pipe.zrem(open_key(fields["symbol"]), order_id)
+                await pipe.execute()
+        return render_order({**fields, "status": "cancelled"}, fills)
+
+    async def get_order(self, order_id: int) -> dict[str, Any] | None:
+        with _translated():
+            async with self._pipeline() as pipe:
+                pipe.hgetall(order_key(order_id))
+                pipe.lrange(order_fills_key(order_id), 0, -1)
+                fields, fills = await pipe.execute()
+        return render_order(fields, fills) if fields else None
+
+    async def get_account(self, account: str) -> dict[str, Any] | None:
+        with _translated():
+            fields: dict[str, str] = await self._r.hgetall(account_key(account))
+        if not fields:
+            return None
+        positions = {s: int(fields.get(s, 0)) for s in SYMBOLS}
+        return {"account": account, "cash": cents_to_price(int(fields["cash"])), "positions": positions}
+
+    async def open_orders(self, symbol: str) -> list[RestingOrder]:
+        """The open orders of a symbol, oldest first, as the book held them."""
+        with _translated():
+            ids: list[str] = await self._r.zrange(open_key(symbol), 0, -1)
+            async with self._pipeline() as pipe:
+                for order_id in ids:
+                    pipe.hgetall(order_key(int(order_id)))
+                rows: list[dict[str, str]] = await pipe.execute() if ids else []
+        orders = []
+        for row in rows:
+            if row and row["status"] in OPEN_STATUSES:
+                qty = int(row["qty"])
+                orders.append(
+                    RestingOrder(
+                        order_id=int(row["order_id"]),
+                        account=row["account"],
+                        side="buy" if row["side"] == "buy" else "sell",
+                        price_cents=int(row["price_cents"]),
+                        qty=qty,
+                        remaining=qty - int(row["filled_qty"]),
+                    )
+                )
+        return orders
+
+    async def totals(self) -> tuple[int, dict[str, int]]:
+        """Total cash (cents) and shares per symbol over all accounts; fills must conserve both."""
+        with _translated():
+            async with self._pipeline() as pipe:
+                for account in ACCOUNTS:
+                    pipe.hgetall(account_key(account))
+                rows: list[dict[str, str]] = await pipe.execute()
+        cash = sum(int(r.get("cash", 0)) for r in rows)
+        return cash, {s: sum(int(r.get(s, 0)) for r in rows) for s in SYMBOLS}
+
+    def _pipeline(self) -> Any:
+        return self.redis.pipeline(transaction=True)
+
+    async def _fence(self, pipe: Any, epoch: int) -> None:
+        # WATCH before reading: if a new leader INCRs the epoch between here and EXEC, EXEC aborts.
+        await pipe.watch(EPOCH_KEY)
+        current = int(await pipe.get(EPOCH_KEY) or 0)
+        if current != epoch:
+            raise FencedError(f"epoch is {current}, this writer leads epoch {epoch}; stepping down")
