@@ -63,12 +63,8 @@ def _parser() -> argparse.ArgumentParser:
         default=Path(os.environ.get("CHAOS_RUNS_DIR", "runs")),
         help="where run directories are created (default: $CHAOS_RUNS_DIR or runs)",
     )
-    p.add_argument(
-        "--seed", type=int, default=None, help="seed for random target selection (recorded in the journal)"
-    )
-    p.add_argument(
-        "--dry-run", action="store_true", help="validate and print the timeline; start and inject nothing"
-    )
+    p.add_argument("--seed", type=int, default=None, help="seed for random target selection (recorded in the journal)")
+    p.add_argument("--dry-run", action="store_true", help="validate and print the timeline; start and inject nothing")
     p.add_argument("--quiet", action="store_true", help="print only the start and the verdict")
 
     p = sub.add_parser("report", help="render report.html and junit.xml again from a journal")
@@ -77,9 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stack", help="start, stop or inspect the reference trading stack")
     p.add_argument("action", choices=["up", "down", "status"])
-    p.add_argument(
-        "--dir", type=Path, default=None, help="stack directory (default: $CHAOS_STACK_DIR or runs/stack)"
-    )
+    p.add_argument("--dir", type=Path, default=None, help="stack directory (default: $CHAOS_STACK_DIR or runs/stack)")
     p.add_argument("--profile", default="basic", help="reference stack profile (up only; default basic)")
     p.add_argument(
         "--port",
@@ -183,7 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "validate":
             return cmd_validate(args.files)
         if args.command == "schema":
-            print(reference_markdown() if args.markdown else json.dumps(experiment_schema(), indent=2))
+            sys.stdout.write(
+                reference_markdown() if args.markdown else json.dumps(experiment_schema(), indent=2) + "\n"
+            )
             return ExitCode.PASSED
         if args.command == "run":
             return cmd_run(args)

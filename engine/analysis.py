@@ -31,7 +31,7 @@ def analyse(
     load_end: float,
 ) -> None:
     """Fill in the journal's steady series, during/recovery checks, recovery records and objectives."""
-    journal.metrics = store.series()
+    journal.metrics = store.series(load_start, load_end)
     journal.steady = steady_series(experiment, store, samplers, load_start, load_end)
     stable_for = experiment.recovery.stable_for
     injected = [f for f in journal.faults if f.injected_at is not None]

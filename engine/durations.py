@@ -18,9 +18,7 @@ def parse_duration(value: Any) -> float:
         raise ValueError(f"expected a duration with a unit like '30s', '2m' or '500ms', got {value!r}")
     text = value.strip()
     if not re.fullmatch(PATTERN, text):
-        raise ValueError(
-            f"invalid duration {value!r}: use a number with a unit, e.g. '30s', '2m', '1m30s', '500ms'"
-        )
+        raise ValueError(f"invalid duration {value!r}: use a number with a unit, e.g. '30s', '2m', '1m30s', '500ms'")
     return sum(float(num) * _UNIT_SECONDS[unit] for num, unit in _PART.findall(text))
 
 

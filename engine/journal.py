@@ -162,9 +162,7 @@ class Journal(_Record):
     experiment_file: str
     experiment_sha256: str
     experiment: dict[str, Any] = Field(description="The validated experiment, as loaded.")
-    stack: dict[str, Any] = Field(
-        default_factory=dict, description="Stack name, profile, endpoints, targets."
-    )
+    stack: dict[str, Any] = Field(default_factory=dict, description="Stack name, profile, endpoints, targets.")
     seed: int
     started_at: float
     finished_at: float | None = None
@@ -182,9 +180,7 @@ class Journal(_Record):
     )
     steady: list[SteadyPoint] = Field(default_factory=list)
     errors: list[ErrorRecord] = Field(default_factory=list)
-    integrity: list[dict[str, Any]] = Field(
-        default_factory=list, description="Data-integrity checks (later)."
-    )
+    integrity: list[dict[str, Any]] = Field(default_factory=list, description="Data-integrity checks (later).")
 
     def phase(self, name: PhaseName) -> PhaseRecord | None:
         for record in reversed(self.phases):
@@ -193,11 +189,18 @@ class Journal(_Record):
         return None
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Replace `path` with `text` so readers see the old or the new file, never a torn one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; reports are meant to be shared
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -225,7 +228,5 @@ def load_journal(path: Path) -> Journal:
         raise ValueError(f"{path}: not a readable journal: {exc}") from exc
     version = raw.get("schema_version") if isinstance(raw, dict) else None
     if version != JOURNAL_SCHEMA_VERSION:
-        raise ValueError(
-            f"{path}: journal schema_version {version!r}, this tool reads {JOURNAL_SCHEMA_VERSION}"
-        )
+        raise ValueError(f"{path}: journal schema_version {version!r}, this tool reads {JOURNAL_SCHEMA_VERSION}")
     return Journal.model_validate(raw)

@@ -166,9 +166,7 @@ class LocustLoad:
                     self.record.started_at = float(rec["t"])
                     return self.record.started_at
             if not self.running():
-                raise LoadError(
-                    f"Locust exited before the load started; see {self.log_file}:\n{self._log_tail()}"
-                )
+                raise LoadError(f"Locust exited before the load started; see {self.log_file}:\n{self._log_tail()}")
             time.sleep(0.05)
         self.stop()
         raise LoadError(f"Locust did not start the load within {timeout_s:.0f}s; see {self.log_file}")

@@ -78,9 +78,7 @@ class _Builder:
                 key = self.loader.construct_object(key_node, deep=True)
                 if not isinstance(key, str | int | float | bool) or key is None:
                     line, col = _mark(key_node)
-                    self.problems.append(
-                        Problem(self.locator.file, line, col, "mapping keys must be plain scalars")
-                    )
+                    self.problems.append(Problem(self.locator.file, line, col, "mapping keys must be plain scalars"))
                     continue
                 key = str(key)
                 if key in result:
@@ -118,9 +116,7 @@ def read_text(path: Path) -> str:
     except FileNotFoundError:
         raise InvalidInputError([Problem(name, None, None, "no such file")]) from None
     except PermissionError:
-        raise InvalidInputError(
-            [Problem(name, None, None, "permission denied: cannot read the file")]
-        ) from None
+        raise InvalidInputError([Problem(name, None, None, "permission denied: cannot read the file")]) from None
     except OSError as exc:
         raise InvalidInputError([Problem(name, None, None, f"cannot read: {exc.strerror or exc}")]) from None
     try:
@@ -225,9 +221,7 @@ def validate_model(model: type[ModelT], doc: LoadedDocument) -> ModelT:
     try:
         result = model.model_validate(doc.data)
     except ValidationError as exc:
-        raise InvalidInputError(
-            sort_problems([*doc.problems, *problems_from_validation(exc, doc.locator)])
-        ) from None
+        raise InvalidInputError(sort_problems([*doc.problems, *problems_from_validation(exc, doc.locator)])) from None
     if doc.problems:
         raise InvalidInputError(doc.problems)
     return result

@@ -194,10 +194,18 @@ class MetricStore:
                 found.update(cell.errors)
         return found
 
-    def series(self) -> dict[str, list[MetricPoint]]:
-        """Per-second points for every request name and '*', for the journal."""
+    def series(self, start: float | None = None, end: float | None = None) -> dict[str, list[MetricPoint]]:
+        """Per-second points for every request name and '*', for the journal.
+
+        With `start`/`end`, only seconds wholly inside [start, end]: a partial first or last second
+        would show as a false dip in throughput.
+        """
         result: dict[str, list[MetricPoint]] = {}
+        first = math.ceil(start) if start is not None else None
+        last = math.floor(end) if end is not None else None
         for second in self.seconds():
+            if (first is not None and second < first) or (last is not None and second + 1 > last):
+                continue
             for name, cell in self._cells[second].items():
                 hist = cell.histogram()
                 result.setdefault(name, []).append(

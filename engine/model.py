@@ -46,18 +46,14 @@ class StackRef(_Strict):
         if (self.reference is None) == (self.file is None):
             raise ValueError("give exactly one of 'reference' (a reference-stack profile) or 'file'")
         if self.reference is not None and self.reference not in REFERENCE_PROFILES:
-            raise ValueError(
-                f"unknown reference profile {self.reference!r}; known: {', '.join(REFERENCE_PROFILES)}"
-            )
+            raise ValueError(f"unknown reference profile {self.reference!r}; known: {', '.join(REFERENCE_PROFILES)}")
         return self
 
 
 class LoadSpec(_Strict):
     """The trading load Locust drives for the whole experiment."""
 
-    locustfile: str = Field(
-        description="Locust file with the user personas, relative to the experiment file."
-    )
+    locustfile: str = Field(description="Locust file with the user personas, relative to the experiment file.")
     users: int = Field(ge=1, le=100_000, description="Concurrent simulated users.")
     spawn_rate: float = Field(gt=0, description="Users started per second until `users` run.")
     duration: Duration = Field(gt=0, description="How long the load runs; the faults happen inside it.")
@@ -73,8 +69,8 @@ class LoadSpec(_Strict):
 class Bounds(_Strict):
     """Tolerance while a fault is in effect; omitted means the probe is only observed then."""
 
-    min: float | None = None
-    max: float | None = None
+    min: float | None = Field(default=None, description="Lowest tolerated value.")
+    max: float | None = Field(default=None, description="Highest tolerated value.")
 
     @model_validator(mode="after")
     def _some_bound(self) -> Self:
@@ -84,15 +80,18 @@ class Bounds(_Strict):
 
 
 class MetricProbe(_Strict):
-    """A threshold on the live load metrics, judged per phase and second by second for recovery."""
+    """A threshold on the live load metrics, judged per phase and second by second for recovery.
 
-    name: str = Field(min_length=1)
+    Latency is measured on successful requests; error_rate is a share (0-1); throughput in req/s.
+    """
+
+    name: str = Field(min_length=1, description="Unique name, used in reports.")
     metric: MetricName
     request: str | None = Field(
         default=None, description="Locust request name, e.g. 'POST /orders'; omitted = all requests."
     )
-    min: float | None = None
-    max: float | None = None
+    min: float | None = Field(default=None, description="Lowest healthy value.")
+    max: float | None = Field(default=None, description="Highest healthy value.")
     during: Bounds | None = Field(default=None, description="Tolerance while a fault is in effect.")
 
     @model_validator(mode="after")
@@ -105,25 +104,25 @@ class MetricProbe(_Strict):
 
 
 class HttpCheck(_Strict):
+    """What an HTTP probe requests and expects."""
+
     url: str = Field(
         pattern=r"^(https?://|\{[A-Za-z_][A-Za-z0-9_-]*\})",
         description="http(s) URL; a leading {name} is replaced by the stack endpoint of that name.",
     )
-    method: Literal["GET", "HEAD"] = "GET"
+    method: Literal["GET", "HEAD"] = Field(default="GET", description="HTTP method.")
     status: int = Field(default=200, ge=100, le=599, description="Expected status code.")
-    timeout: Duration = Field(default=1.0, gt=0)
+    timeout: Duration = Field(default=1.0, gt=0, description="A slower answer counts as a failed sample.")
     interval: Duration = Field(default=1.0, gt=0, description="Time between samples.")
 
 
 class HttpProbe(_Strict):
     """An HTTP endpoint sampled on an interval; judged by the share of failed samples."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, description="Unique name, used in reports.")
     http: HttpCheck
     max_failure_rate: float = Field(default=0.0, ge=0, le=1, description="Share of samples allowed to fail.")
-    during: Bounds | None = Field(
-        default=None, description="Bounds on the failure rate while a fault is in effect."
-    )
+    during: Bounds | None = Field(default=None, description="Bounds on the failure rate while a fault is in effect.")
 
 
 def _probe_tag(value: Any) -> str | None:
@@ -151,6 +150,8 @@ class FaultStep(_Strict):
 
 
 class Objectives(_Strict):
+    """Objectives the run is judged against; a missed one makes the run deviate (exit 1)."""
+
     rto: Duration | None = Field(
         default=None,
         gt=0,
@@ -159,6 +160,8 @@ class Objectives(_Strict):
 
 
 class RecoverySpec(_Strict):
+    """When the steady state counts as recovered after a fault."""
+
     stable_for: Duration = Field(
         default=3.0,
         gt=0,
@@ -170,12 +173,15 @@ class Experiment(_Strict):
     """An experiment file."""
 
     version: Literal[1] = Field(description="File format version; this tool reads 1.")
-    title: str = Field(min_length=1)
-    description: str = ""
-    tags: list[str] = Field(default_factory=list)
-    stack: StackRef = Field(default_factory=lambda: StackRef(reference="basic"))
-    load: LoadSpec
+    title: str = Field(min_length=1, description="One line; the report's heading.")
+    description: str = Field(default="", description="What is tested and why; shown in the report.")
+    tags: list[str] = Field(default_factory=list, description="Free labels for grouping experiments.")
+    stack: StackRef = Field(
+        default_factory=lambda: StackRef(reference="basic"),
+        description="Where the targets are; default: the reference stack, profile basic.",
+    )
+    load: LoadSpec = Field(description="The Locust load that runs for the whole experiment.")
     steady_state: list[Probe] = Field(min_length=1, description="The hypothesis: what 'healthy' means.")
     method: list[FaultStep] = Field(min_length=1, description="The faults, in any order; run by `at`.")
-    objectives: Objectives = Field(default_factory=Objectives)
-    recovery: RecoverySpec = Field(default_factory=RecoverySpec)
+    objectives: Objectives = Field(default_factory=Objectives, description="Targets the run is judged against.")
+    recovery: RecoverySpec = Field(default_factory=RecoverySpec, description="How recovery is recognised.")

@@ -10,13 +10,12 @@ from __future__ import annotations
 import re
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
 from engine.journal import CheckRecord, JudgedPhase
 from engine.metrics import MetricStore
 from engine.model import Bounds, HttpProbe, MetricProbe, Probe
+from injectors.health import http_get
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_-]*)\}")
 
@@ -66,12 +65,8 @@ class HttpSampler:
         started = time.time()
         status: int | None = None
         error: str | None = None
-        request = urllib.request.Request(self.url, method=check.method)  # noqa: S310 - http(s) only, see model
         try:
-            with urllib.request.urlopen(request, timeout=check.timeout) as resp:  # noqa: S310
-                status = int(resp.status)
-        except urllib.error.HTTPError as exc:
-            status = exc.code
+            status, _ = http_get(self.url, check.timeout, check.method)
         except (OSError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         latency = (time.time() - started) * 1000.0

@@ -73,11 +73,7 @@ class Rollbacks:
             error = f"{type(exc).__name__}: {exc}"
         failures = [r for r in record.rollback + record.verify if not r.ok]
         rolled_ok = error is None and all(r.ok for r in record.rollback)
-        verified = (
-            error is None
-            and bool(record.verify or not item.plan.targets)
-            and all(r.ok for r in record.verify)
-        )
+        verified = error is None and bool(record.verify or not item.plan.targets) and all(r.ok for r in record.verify)
         if failures and error is None:
             error = "; ".join(f"{r.action} {r.id}: {r.error}" for r in failures)
         record.ended_at = self._now()
@@ -85,9 +81,7 @@ class Rollbacks:
         if error:
             record.error = error if record.error is None else f"{record.error}; {error}"
         self._bus.emit(
-            FaultRolledBack(
-                index=record.index, kind=record.kind, ok=rolled_ok, verified=verified, error=error
-            )
+            FaultRolledBack(index=record.index, kind=record.kind, ok=rolled_ok, verified=verified, error=error)
         )
         self._changed()
         return rolled_ok and verified

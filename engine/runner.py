@@ -123,9 +123,7 @@ class Runner:
         save_journal(self.journal, self.journal_path)
 
     def _record_event(self, event: Event) -> None:
-        self.journal.events.append(
-            EventRecord(t=event.t, type=event.type, message=event.message(), data=event.data())
-        )
+        self.journal.events.append(EventRecord(t=event.t, type=event.type, message=event.message(), data=event.data()))
         self.save()
 
     def _phase(self, name: PhaseName) -> None:
@@ -151,9 +149,7 @@ class Runner:
         self.bus.emit(Noted(text=f"error in {phase}: {message}", t=self.clock.time()))
 
     def _signal_ignored(self, name: str) -> None:
-        self.bus.emit(
-            Noted(text=f"{name} received while rolling back: rollback continues", t=self.clock.time())
-        )
+        self.bus.emit(Noted(text=f"{name} received while rolling back: rollback continues", t=self.clock.time()))
 
     # -- the run -----------------------------------------------------------------------------
     def execute(self) -> Journal:
@@ -210,9 +206,7 @@ class Runner:
                 except KeyError as exc:
                     problems.append(f"probe {probe.name!r}: the stack has no endpoint {exc.args[0]!r}")
         if problems:
-            raise PreflightError(
-                "preflight failed, nothing was started or injected:\n  " + "\n  ".join(problems)
-            )
+            raise PreflightError("preflight failed, nothing was started or injected:\n  " + "\n  ".join(problems))
         return plans
 
     def _fault_plan(self, fault: PlannedFault, refs: list[Any]) -> FaultPlan:
@@ -290,9 +284,7 @@ class Runner:
         last = self.store.last_second()
         end = min(self.clock.time(), last + 1.0) if last is not None else self.clock.time()
         window = (self.t0 + self.experiment.load.warmup, end)
-        checks = [
-            judge(p, "baseline", window, self.store, self.samplers) for p in self.experiment.steady_state
-        ]
+        checks = [judge(p, "baseline", window, self.store, self.samplers) for p in self.experiment.steady_state]
         self.journal.checks.extend(c for c in checks if c is not None)
         failed = [c for c in checks if c is not None and not c.ok]
         if failed:
@@ -360,9 +352,7 @@ class Runner:
             failing = second_failures(list(self.experiment.steady_state), second, self.store, self.samplers)
             if (not failing) != self._live_ok:
                 self._live_ok = not failing
-                self.bus.emit(
-                    ProbeObserved(second=float(second), ok=not failing, failing=failing, t=self.clock.time())
-                )
+                self.bus.emit(ProbeObserved(second=float(second), ok=not failing, failing=failing, t=self.clock.time()))
             second += 1
         self._live_next = second
 
@@ -383,9 +373,7 @@ class Runner:
 
     def _finish(self) -> None:
         if self.t0 is not None:
-            load_end = min(
-                self.load.record.finished_at or self.clock.time(), self.t0 + self.experiment.load.duration
-            )
+            load_end = min(self.load.record.finished_at or self.clock.time(), self.t0 + self.experiment.load.duration)
             if self._interrupted:
                 self.journal.verdict = "interrupted"
             analysis.analyse(self.journal, self.experiment, self.store, self.samplers, self.t0, load_end)

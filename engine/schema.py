@@ -5,8 +5,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from engine.durations import PATTERN as DURATION_PATTERN
+from engine.durations import format_duration
 from engine.model import Experiment
 from injectors.registry import all_kinds
+
+
+def _durations_as_strings(node: Any) -> None:
+    """Durations are validated to seconds, but a file must spell them with a unit: fix the defaults."""
+    if isinstance(node, dict):
+        if node.get("pattern") == DURATION_PATTERN and isinstance(node.get("default"), int | float):
+            node["default"] = format_duration(float(node["default"]))
+        for value in node.values():
+            _durations_as_strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            _durations_as_strings(value)
 
 
 def experiment_schema() -> dict[str, Any]:
@@ -28,6 +42,7 @@ def experiment_schema() -> dict[str, Any]:
     step = defs["FaultStep"]
     step["properties"]["kind"]["enum"] = list(all_kinds())
     step["allOf"] = branches
+    _durations_as_strings(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Chaos experiment (version 1)"
     return schema
@@ -73,9 +88,7 @@ def _section(name: str, model: dict[str, Any]) -> list[str]:
         ]
         if bounds:
             desc = (desc + " (" + ", ".join(bounds) + ")").strip()
-        lines.append(
-            f"| `{key}` | {_type_of(prop)} | {'yes' if key in required else ''} | {default} | {desc} |"
-        )
+        lines.append(f"| `{key}` | {_type_of(prop)} | {'yes' if key in required else ''} | {default} | {desc} |")
     return [*lines, ""]
 
 

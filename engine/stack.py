@@ -48,9 +48,7 @@ class LiveStack:
         targets = self._description.targets
         if name not in targets:
             close = difflib.get_close_matches(name, list(targets), n=1)
-            hint = (
-                f"; did you mean {close[0]!r}?" if close else f"; targets are: {', '.join(sorted(targets))}"
-            )
+            hint = f"; did you mean {close[0]!r}?" if close else f"; targets are: {', '.join(sorted(targets))}"
             raise TargetNotFoundError(f"stack {self._description.name!r} has no target {name!r}{hint}")
         return targets[name]
 
@@ -86,8 +84,7 @@ class LiveStack:
             "file": str(self.path) if self.path else None,
             "endpoints": desc.endpoints,
             "targets": {
-                name: [{"name": i.name, "pid": i.pid} for i in group.instances]
-                for name, group in desc.targets.items()
+                name: [{"name": i.name, "pid": i.pid} for i in group.instances] for name, group in desc.targets.items()
             },
         }
 
@@ -155,6 +152,4 @@ def start_reference(profile: str, stack_dir: Path, log: Path | None = None, time
 def stop_reference(stack_dir: Path, log: Path | None = None, timeout_s: float = 60.0) -> None:
     result = _tradingstack(["down", "--dir", str(stack_dir)], log, timeout_s)
     if result.returncode != 0:
-        raise StackError(
-            f"the reference stack did not stop cleanly: {(result.stdout + result.stderr).strip()}"
-        )
+        raise StackError(f"the reference stack did not stop cleanly: {(result.stdout + result.stderr).strip()}")

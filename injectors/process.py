@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -20,11 +19,10 @@ from pydantic import Field
 
 from injectors.base import FaultPlan, FaultSpec, Injector, RunContext, TargetRef
 from injectors.errors import FaultStillPresentError, InjectionError, RollbackError, TargetNotFoundError
-from injectors.health import problem, wait_healthy
+from injectors.health import http_get, problem, wait_healthy
 from injectors.registry import register
 from injectors.selection import Selection, select
 from injectors.targets import ProcessInstance, ProcessTarget
-
 
 _SETTLE_S = 0.1
 _SETTLE_NO_HEALTH_S = 0.5
@@ -102,10 +100,11 @@ def role_of(instance: ProcessInstance, timeout_s: float = 1.0) -> str | None:
     if instance.role_url is None or not is_running(instance):
         return None
     try:
-        with urllib.request.urlopen(instance.role_url, timeout=timeout_s) as resp:  # noqa: S310
-            role = json.loads(resp.read()).get("role")
+        status, body = http_get(instance.role_url, timeout_s)
+        answer = json.loads(body) if status == 200 else None
     except (OSError, ValueError):
         return None
+    role = answer.get("role") if isinstance(answer, dict) else None
     return str(role) if role is not None else None
 
 
@@ -132,9 +131,7 @@ def _resolve_processes(target: str, selection: Selection | None, ctx: RunContext
     return [TargetRef(id=i.name, detail={"pid": i.pid, "start_time": i.start_time}) for i in chosen]
 
 
-def _ensure_running(
-    plan: FaultPlan, ref: TargetRef, ctx: RunContext, ready_timeout_s: float
-) -> dict[str, Any]:
+def _ensure_running(plan: FaultPlan, ref: TargetRef, ctx: RunContext, ready_timeout_s: float) -> dict[str, Any]:
     instance = _current(plan.target, ref, ctx)
     if is_running(instance):
         if instance.health is not None and problem(instance.health) is not None:
@@ -199,9 +196,7 @@ class ProcessKillInjector(Injector[ProcessKillSpec]):
             raise InjectionError(
                 f"{ref.id} (pid {pid}) still running {self.spec.exit_timeout_s}s after {self.spec.signal}"
             )
-        ctx.stack.replace_instance(
-            plan.target, _current(plan.target, ref, ctx).model_copy(update={"pid": None})
-        )
+        ctx.stack.replace_instance(plan.target, _current(plan.target, ref, ctx).model_copy(update={"pid": None}))
         return {"pid": pid, "signal": self.spec.signal, "exited_after_s": round(exited_after, 3)}
 
     def rollback_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:

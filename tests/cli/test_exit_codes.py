@@ -36,9 +36,16 @@ def free_port() -> int:
 def service(tmp: Path, name: str, role: str, restart_argv: list[str] | None = None) -> ProcessInstance:
     port = free_port()
     argv = [sys.executable, str(HERE / "svc.py"), str(port), role]
-    inst = spawn(ProcessInstance(name=name, argv=argv, log=str(tmp / f"{name}.log"),
-                                 health=HttpHealth(http=f"http://127.0.0.1:{port}/health"),
-                                 role_url=f"http://127.0.0.1:{port}/status", ports={"http": port}))
+    inst = spawn(
+        ProcessInstance(
+            name=name,
+            argv=argv,
+            log=str(tmp / f"{name}.log"),
+            health=HttpHealth(http=f"http://127.0.0.1:{port}/health"),
+            role_url=f"http://127.0.0.1:{port}/status",
+            ports={"http": port},
+        )
+    )
     assert inst.health is not None
     wait_healthy(inst.health, 10)
     return inst.model_copy(update={"argv": restart_argv}) if restart_argv else inst
@@ -64,15 +71,17 @@ def world(tmp_path: Path) -> Iterator[dict[str, object]]:
                     os.kill(pid, signal.SIGKILL)
 
 
-def write_experiment(world: dict[str, object], *, steady: str, stack: StackDescription | None = None,
-                     at: str = "4s", host: str = "web") -> Path:
+def write_experiment(
+    world: dict[str, object], *, steady: str, stack: StackDescription | None = None, at: str = "4s", host: str = "web"
+) -> Path:
     tmp = world["tmp"]
     assert isinstance(tmp, Path)
     web = world["web"]
     svc = world["svc"]
     assert isinstance(web, ProcessInstance) and isinstance(svc, list)
     desc = stack or StackDescription(
-        name="cli-test", endpoints={"web": f"http://127.0.0.1:{web.ports['http']}"},
+        name="cli-test",
+        endpoints={"web": f"http://127.0.0.1:{web.ports['http']}"},
         targets={"svc": ProcessTarget(instances=svc), "web": ProcessTarget(instances=[web])},
     )
     (tmp / "stack.json").write_text(desc.model_dump_json(indent=1))
@@ -81,7 +90,7 @@ def write_experiment(world: dict[str, object], *, steady: str, stack: StackDescr
 version: 1
 title: CLI exit code test
 stack: {{file: stack.json}}
-load: {{locustfile: {HERE / 'web_locustfile.py'}, users: 4, spawn_rate: 4, duration: 9s, warmup: 2s, host: {host}}}
+load: {{locustfile: {HERE / "web_locustfile.py"}, users: 4, spawn_rate: 4, duration: 9s, warmup: 2s, host: {host}}}
 steady_state:
 {steady}
 method:
@@ -93,8 +102,14 @@ recovery: {{stable_for: 1s}}
 
 
 def chaos(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(ROOT / "chaos.py"), *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, check=False)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "chaos.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
 
 
 def only_journal(runs: Path) -> Path:
@@ -149,8 +164,11 @@ def test_exit_3_when_the_killed_process_cannot_be_restarted(world: dict[str, obj
     web = world["web"]
     assert isinstance(svc, list) and isinstance(web, ProcessInstance)
     broken = svc[0].model_copy(update={"argv": [sys.executable, "-c", "raise SystemExit(3)"], "health": None})
-    desc = StackDescription(name="cli-test", endpoints={"web": f"http://127.0.0.1:{web.ports['http']}"},
-                            targets={"svc": ProcessTarget(instances=[broken, svc[1]])})
+    desc = StackDescription(
+        name="cli-test",
+        endpoints={"web": f"http://127.0.0.1:{web.ports['http']}"},
+        targets={"svc": ProcessTarget(instances=[broken, svc[1]])},
+    )
     runs = tmp_path / "runs"
     result = chaos("run", str(write_experiment(world, steady=OK_STEADY, stack=desc)), "--runs-dir", str(runs))
     assert result.returncode == ExitCode.ROLLBACK_FAILED, result.stdout + result.stderr
@@ -163,8 +181,11 @@ def test_exit_4_when_the_load_target_is_down(world: dict[str, object], tmp_path:
     runs = tmp_path / "runs"
     svc = world["svc"]
     assert isinstance(svc, list)
-    desc = StackDescription(name="cli-test", endpoints={"web": f"http://127.0.0.1:{free_port()}"},
-                            targets={"svc": ProcessTarget(instances=svc)})
+    desc = StackDescription(
+        name="cli-test",
+        endpoints={"web": f"http://127.0.0.1:{free_port()}"},
+        targets={"svc": ProcessTarget(instances=svc)},
+    )
     result = chaos("run", str(write_experiment(world, steady=OK_STEADY, stack=desc)), "--runs-dir", str(runs))
     assert result.returncode == ExitCode.CANNOT_RUN, result.stdout + result.stderr
     journal = load_journal(only_journal(runs))
@@ -176,8 +197,13 @@ def test_exit_4_when_the_load_target_is_down(world: dict[str, object], tmp_path:
 def test_exit_130_interrupted_after_injection_rolls_back(world: dict[str, object], tmp_path: Path, sig: int) -> None:
     runs = tmp_path / "runs"
     path = write_experiment(world, steady=OK_STEADY)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "chaos.py"), "run", str(path), "--runs-dir", str(runs)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "chaos.py"), "run", str(path), "--runs-dir", str(runs)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -117,11 +117,7 @@ class FakeLoad:
 
     def running(self) -> bool:
         dies = self.world.load_dies_at
-        if (
-            dies is not None
-            and self.record.started_at
-            and self.world.clock.time() >= self.record.started_at + dies
-        ):
+        if dies is not None and self.record.started_at and self.world.clock.time() >= self.record.started_at + dies:
             self.record.exit_code = 1
             return False
         return (
@@ -225,8 +221,7 @@ def make_plan(tmp_path: Path, method_yaml: str, extra: str = "", steady: str = S
     experiment = validate_model(Experiment, doc)
     steps = sorted(experiment.method, key=lambda s: s.at)
     faults = [
-        PlannedFault(i, step, FakeInjector, FakeSpec.model_validate(step.params))
-        for i, step in enumerate(steps, 1)
+        PlannedFault(i, step, FakeInjector, FakeSpec.model_validate(step.params)) for i, step in enumerate(steps, 1)
     ]
     return Plan(experiment, doc, faults, tmp_path / "fake.py")
 

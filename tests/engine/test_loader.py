@@ -60,7 +60,11 @@ def test_good_file_loads(tmp_path: Path) -> None:
         ("  duration: 30s", "  duration: 0s", ":7:13: load.duration: Input should be greater than 0"),
         ("    max: 0.01", "    max: 0.01\n    maxx: 1", ":12:5: unknown key 'maxx'"),
         ("    metric: error_rate", "    metric: error_rat", ":10:13: steady_state.0.metric: Input should be"),
-        ("    kind: process.kill", "    kind: process.kil", ":15:11: unknown fault kind 'process.kil'; did you mean 'process.kill'?"),
+        (
+            "    kind: process.kill",
+            "    kind: process.kil",
+            ":15:11: unknown fault kind 'process.kil'; did you mean 'process.kill'?",
+        ),
         ("    target: matcher", "    target: matchr", ":16:13: unknown target 'matchr'; did you mean 'matcher'?"),
         ("  - at: 10s", "  - at: 6500ms", ":13:9: fault starts at 6.5s: the baseline needs at least 2s"),
         ("    duration: 5s\n", "    duration: 25s\n", ":14:15: fault ends at 35s, but the load lasts 30s"),
@@ -68,7 +72,11 @@ def test_good_file_loads(tmp_path: Path) -> None:
         ("version: 1", "version: 2", ":1:10: unsupported version 2: this tool reads version 1"),
         ("title: ok\n", "", ":1:1: missing required key 'title'"),
         ("    target: matcher", "    target: matcher\n    params: {signal: SIGHUP}", ":17:22: method.0.params.signal"),
-        ("    target: matcher", "    target: matcher\n    select: {count: 1, all: true}", ":17:13: method.0.select: choose at most one"),
+        (
+            "    target: matcher",
+            "    target: matcher\n    select: {count: 1, all: true}",
+            ":17:13: method.0.select: choose at most one",
+        ),
     ],
 )
 def test_problems_point_at_the_line(tmp_path: Path, old: str, new: str, expected: str) -> None:

@@ -10,12 +10,23 @@ from hdrh.histogram import HdrHistogram
 from engine.metrics import ALL, MetricStore, new_histogram
 
 
-def record(t: int, name: str, values_us: list[int], fail: int = 0, src: str = "a:1", users: int = 10) -> dict[str, object]:
+def record(
+    t: int, name: str, values_us: list[int], fail: int = 0, src: str = "a:1", users: int = 10
+) -> dict[str, object]:
     hist = new_histogram()
     for value in values_us:
         hist.record_value(value)
-    return {"type": "second", "t": t, "src": src, "name": name, "method": "GET",
-            "n": len(values_us) + fail, "fail": fail, "hist": hist.encode().decode(), "users": users}
+    return {
+        "type": "second",
+        "t": t,
+        "src": src,
+        "name": name,
+        "method": "GET",
+        "n": len(values_us) + fail,
+        "fail": fail,
+        "hist": hist.encode().decode(),
+        "users": users,
+    }
 
 
 def test_window_percentiles_equal_one_histogram_of_all_values() -> None:

@@ -66,15 +66,26 @@ def test_http_status_and_refusal() -> None:
         server.shutdown()
     closed = free_port()
     assert "ConnectionRefusedError" in (problem(TcpHealth(tcp=f"127.0.0.1:{closed}")) or "")
-    with pytest.raises(TimeoutError, match="not healthy after 0.3s"):
+    with pytest.raises(TimeoutError, match=r"not healthy after 0\.3s"):
         wait_healthy(HttpHealth(http=f"http://127.0.0.1:{closed}/"), timeout_s=0.3)
 
 
 @pytest.mark.infra
 def test_redis_ping_and_frozen_server_times_out(tmp_path: Path) -> None:
     port = free_port()
-    argv = [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
+    argv = [
+        shutil.which("redis-server") or "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(tmp_path),
+    ]
     with process(argv, tmp_path / "redis.log") as proc:
         check = RedisHealth(redis=f"127.0.0.1:{port}", timeout_s=0.5)
         wait_healthy(check, 10)
@@ -96,8 +107,14 @@ def test_zookeeper_srvr_mode(tmp_path: Path) -> None:
         f"tickTime=500\ndataDir={tmp_path / 'data'}\nclientPort={port}\nclientPortAddress=127.0.0.1\n"
         "4lw.commands.whitelist=*\nadmin.enableServer=false\n"
     )
-    argv = ["java", "-Xmx128m", "-cp", "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar",
-            "org.apache.zookeeper.server.ZooKeeperServerMain", str(cfg)]
+    argv = [
+        "java",
+        "-Xmx128m",
+        "-cp",
+        "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar",
+        "org.apache.zookeeper.server.ZooKeeperServerMain",
+        str(cfg),
+    ]
     check = ZooKeeperHealth(zookeeper=f"127.0.0.1:{port}")
     assert problem(check) is not None
     with process(argv, tmp_path / "zk.log"):

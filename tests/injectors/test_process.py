@@ -20,8 +20,16 @@ from engine.stack import LiveStack
 from injectors.base import FaultPlan, TargetRef
 from injectors.errors import FaultStillPresentError, InjectionError
 from injectors.health import problem, wait_healthy
-from injectors.process import ProcessKillInjector, ProcessKillSpec, ProcessPauseInjector, ProcessPauseSpec, is_running
-from injectors.process import spawn, start_time_of, state_of
+from injectors.process import (
+    ProcessKillInjector,
+    ProcessKillSpec,
+    ProcessPauseInjector,
+    ProcessPauseSpec,
+    is_running,
+    spawn,
+    start_time_of,
+    state_of,
+)
 from injectors.selection import Selection
 from injectors.targets import HttpHealth, ProcessInstance, ProcessTarget, StackDescription
 
@@ -55,8 +63,11 @@ def stack(tmp_path: Path) -> Iterator[LiveStack]:
     for i, role in enumerate(["leader", "follower", "follower"], start=1):
         port = free_port()
         inst = ProcessInstance(
-            name=f"svc-{i}", argv=[sys.executable, str(script), str(port), role], log=str(tmp_path / f"svc-{i}.log"),
-            health=HttpHealth(http=f"http://127.0.0.1:{port}/health"), role_url=f"http://127.0.0.1:{port}/status",
+            name=f"svc-{i}",
+            argv=[sys.executable, str(script), str(port), role],
+            log=str(tmp_path / f"svc-{i}.log"),
+            health=HttpHealth(http=f"http://127.0.0.1:{port}/health"),
+            role_url=f"http://127.0.0.1:{port}/status",
         )
         inst = spawn(inst)
         assert inst.health is not None
@@ -173,8 +184,9 @@ def test_resolve_refuses_a_down_instance(stack: LiveStack) -> None:
 
 
 def test_restart_that_dies_at_once_fails_the_rollback(tmp_path: Path) -> None:
-    inst = ProcessInstance(name="x-1", argv=[sys.executable, "-c", "import sys; sys.exit(3)"],
-                           log=str(tmp_path / "x.log"))
+    inst = ProcessInstance(
+        name="x-1", argv=[sys.executable, "-c", "import sys; sys.exit(3)"], log=str(tmp_path / "x.log")
+    )
     stack = LiveStack(StackDescription(name="t", targets={"x": ProcessTarget(instances=[inst])}), None)
     ctx = ctx_for(stack)
     injector = ProcessKillInjector(ProcessKillSpec(ready_timeout_s=1))

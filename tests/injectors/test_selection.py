@@ -20,8 +20,15 @@ def pick(selection: Selection | None, seed: int = 1) -> list[str]:
 
 @pytest.mark.parametrize(
     ("selection", "count"),
-    [(None, 1), (Selection(all=True), 10), (Selection(count=3), 3), (Selection(percent=30), 3),
-     (Selection(percent=1), 1), (Selection(role="follower", all=True), 9), (Selection(role="leader"), 1)],
+    [
+        (None, 1),
+        (Selection(all=True), 10),
+        (Selection(count=3), 3),
+        (Selection(percent=30), 3),
+        (Selection(percent=1), 1),
+        (Selection(role="follower", all=True), 9),
+        (Selection(role="leader"), 1),
+    ],
 )
 def test_counts(selection: Selection | None, count: int) -> None:
     assert len(pick(selection)) == count
@@ -40,9 +47,11 @@ def test_same_seed_same_choice_other_seed_can_differ() -> None:
 
 @pytest.mark.parametrize(
     ("selection", "message"),
-    [(Selection(role="observer"), "no instance has role 'observer' right now (m-1=leader"),
-     (Selection(name="m-99"), "no instance named 'm-99'"),
-     (Selection(count=11), "asked for 11 instance(s) but only 10 match")],
+    [
+        (Selection(role="observer"), "no instance has role 'observer' right now (m-1=leader"),
+        (Selection(name="m-99"), "no instance named 'm-99'"),
+        (Selection(count=11), "asked for 11 instance(s) but only 10 match"),
+    ],
 )
 def test_errors(selection: Selection, message: str) -> None:
     with pytest.raises(SelectionError) as info:

@@ -1,0 +1,1 @@
+"""Locust-side load generation: trading personas and the metrics plugin that streams per-second results."""
