@@ -1,0 +1,97 @@
+"""The other commands: report, schema, validate output, stack up/status/down through chaos.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.errors import ExitCode
+from tests.engine.fakes import run_fake
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def chaos(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "chaos.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def test_report_renders_again_from_a_journal(tmp_path: Path) -> None:
+    run_fake(tmp_path, "- {at: 10s, duration: 8s, kind: fake.break, target: matcher}\n")
+    journal = tmp_path / "run" / "journal.json"
+    out = tmp_path / "again"
+    result = chaos("report", str(journal), "--out", str(out))
+    assert result.returncode == ExitCode.PASSED, result.stderr
+    assert (out / "report.html").read_text().count("<svg") >= 3
+    assert (out / "junit.xml").exists()
+
+
+def test_report_refuses_what_is_not_a_journal(tmp_path: Path) -> None:
+    bad = tmp_path / "journal.json"
+    bad.write_text('{"schema_version": 99}')
+    result = chaos("report", str(bad))
+    assert result.returncode == ExitCode.INVALID_INPUT
+    assert "schema_version 99" in result.stderr
+
+
+def test_schema_and_validate_the_shipped_experiments() -> None:
+    schema = json.loads(chaos("schema").stdout)
+    assert "process.kill" in schema["$defs"]["FaultStep"]["properties"]["kind"]["enum"]
+    files = [str(p) for p in sorted((ROOT / "experiments").glob("*.yaml"))]
+    result = chaos("validate", *files)
+    assert result.returncode == ExitCode.PASSED, result.stderr
+    assert "+   15s  #1 process.kill on matcher {'role': 'leader'}" in result.stdout
+
+
+def test_dry_run_prints_the_timeline_and_starts_nothing(tmp_path: Path) -> None:
+    result = chaos(
+        "run", str(ROOT / "experiments" / "matcher-leader-kill.yaml"), "--dry-run", "--runs-dir", str(tmp_path / "runs")
+    )
+    assert result.returncode == ExitCode.PASSED
+    assert "dry run" in result.stdout and "process.kill" in result.stdout
+    assert not (tmp_path / "runs").exists()
+
+
+def test_run_without_a_live_reference_stack_says_how_to_start_one(tmp_path: Path) -> None:
+    result = chaos(
+        "run",
+        str(ROOT / "experiments" / "matcher-leader-kill.yaml"),
+        "--stack-dir",
+        str(tmp_path / "nothing"),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    )
+    assert result.returncode == ExitCode.CANNOT_RUN
+    assert "chaos.py stack up --profile basic" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.infra
+def test_stack_up_status_down(tmp_path: Path) -> None:
+    stack = tmp_path / "stack"
+    up = chaos("stack", "up", "--dir", str(stack))
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        status = chaos("stack", "status", "--dir", str(stack), "--json")
+        assert status.returncode == 0, status.stdout + status.stderr
+        answer = json.loads(status.stdout)
+        assert answer["healthy"] is True
+        rows = answer["instances"]
+        assert {r["target"] for r in rows} == {"redis", "zookeeper", "matcher", "gateway"}
+        assert all(r["healthy"] for r in rows)
+        assert [r["role"] for r in rows if r["target"] == "matcher"].count("leader") == 1
+    finally:
+        down = chaos("stack", "down", "--dir", str(stack))
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not (stack / "state.json").exists()
+    assert chaos("stack", "status", "--dir", str(stack)).returncode != 0

@@ -1,0 +1,70 @@
+"""End to end: a short experiment against a live reference stack, Locust load, a real leader kill."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from engine.errors import ExitCode
+from engine.journal import load_journal
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = [pytest.mark.slow, pytest.mark.infra]
+
+
+def test_leader_kill_under_load_recovers_and_reports(tmp_path: Path) -> None:
+    shipped = (ROOT / "experiments" / "matcher-leader-kill.yaml").read_text()
+    short = (
+        shipped.replace("duration: 50s", "duration: 28s")
+        .replace("at: 15s", "at: 9s")
+        .replace("duration: 15s                  # restarted", "duration: 8s                  # restarted")
+        .replace("users: 20", "users: 12")
+        .replace("min: 20", "min: 10")
+        .replace("locustfile: ../loadgen/trading.py", f"locustfile: {ROOT / 'loadgen' / 'trading.py'}")
+    )
+    assert short.count("28s") == 1 and "at: 9s" in short
+    experiment = tmp_path / "leader-kill.yaml"
+    experiment.write_text(short)
+    runs = tmp_path / "runs"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "chaos.py"), "run", str(experiment), "--stack-up", "--runs-dir", str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        cwd=ROOT,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == ExitCode.PASSED, output
+    (journal_path,) = runs.glob("*/journal.json")
+    journal = load_journal(journal_path)
+    run_dir = journal_path.parent
+
+    (fault,) = journal.faults
+    assert fault.kind == "process.kill" and fault.status == "rolled_back"
+    (killed,) = fault.inject
+    assert killed.ok and killed.detail["signal"] == "SIGKILL"
+    (restart,) = fault.rollback
+    assert restart.ok and restart.detail["restarted"] is True and restart.detail["pid"] != killed.detail["pid"]
+    assert fault.verify and all(v.ok for v in fault.verify)
+    # The leader was killed: the kill hurt order entry, and the standby took over within the objective.
+    assert fault.recovery is not None and fault.recovery.recovered
+    assert fault.recovery.impact_s >= 1
+    assert fault.recovery.rto_s is not None and 0 < fault.recovery.rto_s <= 15
+    assert [(o.name, o.met) for o in journal.objectives] == [("rto", True)]
+    errors_during = sum(p.fail for p in journal.metrics["*"] if fault.injected_at and p.t >= fault.injected_at - 1)
+    assert errors_during > 0
+
+    html = (run_dir / "report.html").read_text()
+    assert "Passed" in html and "process.kill" in html and "<svg" in html
+    suite = ET.parse(run_dir / "junit.xml").getroot()
+    assert suite.find(".//testcase") is not None
+    assert not list(suite.iter("failure"))
+    # The stack started for the run was stopped again: its state file is gone, its logs stay.
+    assert not (run_dir / "stack" / "state.json").exists()
+    assert (run_dir / "stack" / "logs" / "gateway-1.log").exists()
