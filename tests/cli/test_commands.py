@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from engine.errors import ExitCode
 from tests.engine.fakes import run_fake
+from tests.helpers import chaos
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def chaos(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "chaos.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-        check=False,
-    )
 
 
 def test_report_renders_again_from_a_journal(tmp_path: Path) -> None:

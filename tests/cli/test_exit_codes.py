@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,17 +19,12 @@ from engine.journal import load_journal
 from injectors.health import wait_healthy
 from injectors.process import is_running, spawn
 from injectors.targets import HttpHealth, ProcessInstance, ProcessTarget, StackDescription
+from tests.helpers import chaos, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 
 pytestmark = [pytest.mark.slow]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def service(tmp: Path, name: str, role: str, restart_argv: list[str] | None = None) -> ProcessInstance:
@@ -99,17 +93,6 @@ objectives: {{rto: 5s}}
 recovery: {{stable_for: 1s}}
 """)
     return path
-
-
-def chaos(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "chaos.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-        check=False,
-    )
 
 
 def only_journal(runs: Path) -> Path:

@@ -6,7 +6,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -17,12 +16,7 @@ import pytest
 
 from injectors.health import problem, split_hostport, wait_healthy
 from injectors.targets import HttpHealth, RedisHealth, TcpHealth, ZooKeeperHealth
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.helpers import free_port
 
 
 @contextlib.contextmanager

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from injectors.process import (
 )
 from injectors.selection import Selection
 from injectors.targets import HttpHealth, ProcessInstance, ProcessTarget, StackDescription
+from tests.helpers import free_port
 
 SERVER = textwrap.dedent(
     """
@@ -47,12 +47,6 @@ SERVER = textwrap.dedent(
     HTTPServer(("127.0.0.1", port), H).serve_forever()
     """
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

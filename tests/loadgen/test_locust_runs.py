@@ -6,7 +6,6 @@ import csv
 import json
 import os
 import select
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 from hdrh.histogram import HdrHistogram
 
 from loadgen.metrics_plugin import METRICS_FILE_ENV, new_histogram
+from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 GATEWAY = Path(__file__).with_name("fake_gateway.py")
@@ -47,13 +47,6 @@ def running_gateway(fail_every: int, slow_ms: int) -> Iterator[str]:
     finally:
         proc.kill()
         proc.wait(timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def locust_env(metrics: Path | None) -> dict[str, str]:
