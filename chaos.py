@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("journal", type=Path, metavar="JOURNAL")
     p.add_argument("--out", type=Path, default=None, help="output directory (default: next to the journal)")
 
+    p = sub.add_parser("proxy", help="the embedded Toxiproxy-API server")
+    p.add_argument("action", choices=["serve"])
+    p.add_argument("--host", default="127.0.0.1", help="API address (default 127.0.0.1; loopback only by default)")
+    p.add_argument("--port", type=int, default=8474, help="API port (default 8474, Toxiproxy's; 0 = any free)")
+    p.add_argument("--config", type=Path, default=None, help="JSON list of proxies to create at start")
+
     p = sub.add_parser("stack", help="start, stop or inspect the reference trading stack")
     p.add_argument("action", choices=["up", "down", "status"])
     p.add_argument("--dir", type=Path, default=None, help="stack directory (default: $CHAOS_STACK_DIR or runs/stack)")
@@ -153,6 +159,21 @@ def cmd_report(journal_path: Path, out: Path | None) -> int:
     return ExitCode.PASSED
 
 
+def _repo_env() -> dict[str, str]:
+    root = str(Path(__file__).resolve().parent)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+
+
+def cmd_proxy(args: argparse.Namespace) -> int:
+    # The server is a separate program; it runs in this process so that signals reach it directly.
+    from chaosproxy.__main__ import main as serve
+
+    argv = ["serve", "--host", args.host, "--port", str(args.port)]
+    if args.config is not None:
+        argv += ["--config", str(args.config)]
+    return serve(argv)
+
+
 def cmd_stack(args: argparse.Namespace) -> int:
     stack_dir = args.dir or default_stack_dir()
     command = [sys.executable, "-m", "tradingstack", args.action, "--dir", str(stack_dir)]
@@ -162,13 +183,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
             command += ["--port", port]
     if args.action == "status" and args.json:
         command.append("--json")
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH")])
-        ),
-    }
-    return subprocess.run(command, env=env, check=False).returncode
+    return subprocess.run(command, env=_repo_env(), check=False).returncode
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -187,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_report(args.journal, args.out)
         if args.command == "stack":
             return cmd_stack(args)
+        if args.command == "proxy":
+            return cmd_proxy(args)
     except InvalidInputError as exc:
         return _problems(exc)
     except ChaosError as exc:

@@ -30,3 +30,14 @@ def test_every_injector_kind_is_in_the_catalogue() -> None:
         assert f"`{kind}`" in catalogue, kind
         for param in injector.spec_type.model_fields:
             assert f"`{param}`" in catalogue, (kind, param)
+
+
+def test_every_toxic_and_attribute_of_the_embedded_server_is_documented() -> None:
+    from chaosproxy.toxics import Toxic
+
+    doc = (ROOT / "docs" / "toxiproxy-server.md").read_text()
+    for type_name, toxic in Toxic.registry.items():
+        (row,) = [line for line in doc.splitlines() if line.startswith(f"| `{type_name}` |")]
+        for attribute in toxic.attribute_names:
+            assert f"`{attribute}`" in row, (type_name, attribute)
+    assert "docs/toxiproxy-server.md" in README

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from engine.errors import ExitCode
+from injectors.toxiproxy_api import ToxiproxyClient
 from tests.engine.fakes import run_fake
-from tests.helpers import chaos
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT, chaos
 
 
 def test_report_renders_again_from_a_journal(tmp_path: Path) -> None:
@@ -75,7 +77,9 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
         answer = json.loads(status.stdout)
         assert answer["healthy"] is True
         rows = answer["instances"]
-        assert {r["target"] for r in rows} == {"redis", "zookeeper", "matcher", "gateway"}
+        processes = {"redis", "zookeeper", "toxiproxy", "matcher", "gateway"}
+        links = {"matcher->redis", "matcher->zookeeper", "gateway->redis", "gateway->zookeeper", "gateway->matcher"}
+        assert {r["target"] for r in rows} == processes | links
         assert all(r["healthy"] for r in rows)
         assert [r["role"] for r in rows if r["target"] == "matcher"].count("leader") == 1
     finally:
@@ -83,3 +87,30 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
     assert down.returncode == 0, down.stdout + down.stderr
     assert not (stack / "state.json").exists()
     assert chaos("stack", "status", "--dir", str(stack)).returncode != 0
+
+
+def test_proxy_serve_answers_the_toxiproxy_api_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    config = tmp_path / "proxies.json"
+    config.write_text(json.dumps([{"name": "p1", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9"}]))
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "chaos.py"), "proxy", "serve", "--port", "0", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline().strip()
+        assert first.startswith("listening on 127.0.0.1:"), first
+        client = ToxiproxyClient(f"http://{first.rsplit(' ', 1)[1]}")
+        assert client.version() and list(client.proxies()) == ["p1"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
+def test_proxy_serve_refuses_a_bad_config(tmp_path: Path) -> None:
+    config = tmp_path / "proxies.json"
+    config.write_text('[{"name": "no-upstream"}]')
+    result = chaos("proxy", "serve", "--port", "0", "--config", str(config))
+    assert result.returncode == ExitCode.INVALID_INPUT and "upstream" in result.stderr
