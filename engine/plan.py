@@ -62,11 +62,11 @@ class Plan:
 
 def _stack_names(
     experiment: Experiment, base_dir: Path, locator: Locator
-) -> tuple[set[str] | None, set[str] | None, list[Problem]]:
-    """Target and endpoint names the stack offers, when they can be known before the run."""
+) -> tuple[dict[str, str] | None, set[str] | None, list[Problem]]:
+    """Targets (name → kind) and endpoint names the stack offers, when they can be known before the run."""
     if experiment.stack.reference is not None:
         profile = experiment.stack.reference
-        return set(REFERENCE_TARGETS[profile]), set(REFERENCE_ENDPOINTS[profile]), []
+        return dict(REFERENCE_TARGETS[profile]), set(REFERENCE_ENDPOINTS[profile]), []
     assert experiment.stack.file is not None
     path = (base_dir / experiment.stack.file).resolve()
     if not path.is_file():
@@ -79,7 +79,7 @@ def _stack_names(
         desc = read_description(path)
     except InvalidInputError as exc:
         return None, None, exc.problems
-    return set(desc.targets), set(desc.endpoints), []
+    return {name: target.kind for name, target in desc.targets.items()}, set(desc.endpoints), []
 
 
 def check(experiment: Experiment, doc: LoadedDocument) -> tuple[list[PlannedFault], list[Problem]]:
@@ -165,6 +165,14 @@ def check(experiment: Experiment, doc: LoadedDocument) -> tuple[list[PlannedFaul
         except UnknownKindError as exc:
             problems.append(loc.problem((*where, "kind"), str(exc)))
             continue
+        target_kind = targets.get(step.target) if targets is not None else None
+        if target_kind is not None and target_kind not in injector.target_kinds:
+            wanted = " or ".join(injector.target_kinds)
+            problems.append(
+                loc.problem(
+                    (*where, "target"), f"{step.kind} acts on {wanted} targets; {step.target!r} is a {target_kind}"
+                )
+            )
         try:
             spec = injector.parse_params(step.params)
         except ValidationError as exc:

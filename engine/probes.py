@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from engine.journal import CheckRecord, JudgedPhase
 from engine.metrics import MetricStore
 from engine.model import Bounds, HttpProbe, MetricProbe, Probe
-from injectors.health import http_get
+from injectors import http
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_-]*)\}")
 
@@ -66,7 +66,7 @@ class HttpSampler:
         status: int | None = None
         error: str | None = None
         try:
-            status, _ = http_get(self.url, check.timeout, check.method)
+            status, _ = http.request(check.method, self.url, check.timeout)
         except (OSError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         latency = (time.time() - started) * 1000.0

@@ -23,7 +23,11 @@ from injectors.targets import ProcessInstance, ProcessTarget, StackDescription, 
 
 STATE_FILE = "state.json"
 # What the reference stack of each profile provides, for validating experiments without a live stack.
-REFERENCE_TARGETS: dict[str, tuple[str, ...]] = {"basic": ("gateway", "matcher", "redis", "zookeeper")}
+_PROCESSES = ("gateway", "matcher", "redis", "zookeeper", "toxiproxy")
+_LINKS = ("gateway->matcher", "gateway->redis", "gateway->zookeeper", "matcher->redis", "matcher->zookeeper")
+REFERENCE_TARGETS: dict[str, dict[str, str]] = {
+    "basic": {**dict.fromkeys(_PROCESSES, "process"), **dict.fromkeys(_LINKS, "link")},
+}
 REFERENCE_ENDPOINTS: dict[str, tuple[str, ...]] = {"basic": ("gateway", "redis", "zookeeper")}
 
 
@@ -83,10 +87,14 @@ class LiveStack:
             "production": desc.production,
             "file": str(self.path) if self.path else None,
             "endpoints": desc.endpoints,
-            "targets": {
-                name: [{"name": i.name, "pid": i.pid} for i in group.instances] for name, group in desc.targets.items()
-            },
+            "targets": {name: _instances_summary(group) for name, group in desc.targets.items()},
         }
+
+
+def _instances_summary(group: Target) -> list[dict[str, Any]]:
+    if isinstance(group, ProcessTarget):
+        return [{"kind": "process", "name": i.name, "pid": i.pid} for i in group.instances]
+    return [{"kind": "link", "name": i.name, "proxy": i.proxy, "client": i.client} for i in group.instances]
 
 
 def read_description(path: Path) -> StackDescription:

@@ -8,27 +8,11 @@ from __future__ import annotations
 
 import socket
 import time
-import urllib.error
-import urllib.request
 
+from injectors import http
 from injectors.targets import HealthCheck, HttpHealth, RedisHealth, TcpHealth, ZooKeeperHealth
 
 _ZK_SERVING_MODES = ("standalone", "leader", "follower", "observer")
-# Health checks talk to the drilled services directly: an http_proxy in the environment must not
-# route them elsewhere (or fail them when the proxy is down).
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def http_get(url: str, timeout_s: float, method: str = "GET") -> tuple[int, bytes]:
-    """Status and body of a direct (never proxied) http(s) request; HTTP errors are answers too."""
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"not an http(s) URL: {url!r}")
-    request = urllib.request.Request(url, method=method)  # noqa: S310 - scheme checked above
-    try:
-        with _DIRECT.open(request, timeout=timeout_s) as resp:
-            return int(resp.status), resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, b""
 
 
 def split_hostport(address: str) -> tuple[str, int]:
@@ -60,7 +44,7 @@ def problem(check: HealthCheck) -> str | None:
     """None when healthy, else a one-line reason."""
     try:
         if isinstance(check, HttpHealth):
-            status, _ = http_get(check.http, check.timeout_s)
+            status, _ = http.get(check.http, check.timeout_s)
             return None if status == check.status else f"GET {check.http} answered {status}"
         if isinstance(check, TcpHealth):
             host, port = split_hostport(check.tcp)

@@ -17,9 +17,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from injectors import http
 from injectors.base import FaultPlan, FaultSpec, Injector, RunContext, TargetRef
 from injectors.errors import FaultStillPresentError, InjectionError, RollbackError, TargetNotFoundError
-from injectors.health import http_get, problem, wait_healthy
+from injectors.health import problem, wait_healthy
 from injectors.registry import register
 from injectors.selection import Selection, select
 from injectors.targets import ProcessInstance, ProcessTarget
@@ -100,7 +101,7 @@ def role_of(instance: ProcessInstance, timeout_s: float = 1.0) -> str | None:
     if instance.role_url is None or not is_running(instance):
         return None
     try:
-        status, body = http_get(instance.role_url, timeout_s)
+        status, body = http.get(instance.role_url, timeout_s)
         answer = json.loads(body) if status == 200 else None
     except (OSError, ValueError):
         return None

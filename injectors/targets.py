@@ -7,9 +7,9 @@ it through the run context; the process injector records restarts back into it.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 
 class _Strict(BaseModel):
@@ -77,22 +77,55 @@ class ProcessTarget(_Strict):
     instances: list[ProcessInstance] = Field(min_length=1)
 
 
-Target = Annotated[ProcessTarget, Field(discriminator="kind")]
-
-
 class ToxiproxyEndpoint(_Strict):
-    """Where the Toxiproxy HTTP API for this stack's links answers."""
+    """Where a Toxiproxy HTTP API answers: the embedded server or a real Toxiproxy."""
 
-    url: str = "http://127.0.0.1:8474"
-    timeout_s: float = 2.0
+    url: str = Field(default="http://127.0.0.1:8474", pattern=r"^https?://")
+    timeout_s: float = Field(default=2.0, gt=0, description="Every API call gives up after this long.")
 
 
-class Link(_Strict):
-    """A network link between two services, routed through a Toxiproxy proxy."""
+class LinkInstance(_Strict):
+    """One TCP link routed through a Toxiproxy proxy: the client connects to `listen`, the proxy to `upstream`."""
 
-    proxy: str = Field(description="Toxiproxy proxy name.")
-    listen: str = Field(description="host:port the client side connects to.")
+    name: str = Field(description="Unique link name, e.g. 'matcher-1->redis'.")
+    proxy: str = Field(description="Name of the Toxiproxy proxy carrying the link.")
+    listen: str = Field(description="host:port the client connects to.")
     upstream: str = Field(description="host:port of the real server.")
+    client: str | None = Field(default=None, description="Instance name of the client process, if known.")
+    server: str | None = Field(default=None, description="Instance name of the server process, if known.")
+
+
+class LinkTarget(_Strict):
+    """A group of links of the same kind, e.g. every matching engine's connection to Redis.
+
+    `select: {role: leader}` on links picks the links whose client (or, with `role_from: server`, whose
+    server) process reports that role: "the matching-engine leader's link to ZooKeeper".
+    """
+
+    kind: Literal["link"] = "link"
+    description: str = ""
+    client_target: str | None = Field(default=None, description="Process target whose instances are the clients.")
+    server_target: str | None = Field(default=None, description="Process target whose instances are the servers.")
+    role_from: Literal["client", "server"] = Field(
+        default="client", description="Which end's live role `select: {role: ...}` refers to."
+    )
+    toxiproxy: ToxiproxyEndpoint | None = Field(
+        default=None, description="Toxiproxy API for these links; default: the stack's `toxiproxy`."
+    )
+    instances: list[LinkInstance] = Field(min_length=1)
+
+
+def _target_kind(value: Any) -> str:
+    # `kind` may be left out for processes, the common case in hand-written stack files.
+    if isinstance(value, dict):
+        return str(value.get("kind", "process"))
+    return str(getattr(value, "kind", "process"))
+
+
+Target = Annotated[
+    Annotated[ProcessTarget, Tag("process")] | Annotated[LinkTarget, Tag("link")],
+    Discriminator(_target_kind),
+]
 
 
 class StackDescription(_Strict):
@@ -106,8 +139,10 @@ class StackDescription(_Strict):
     )
     endpoints: dict[str, str] = Field(
         default_factory=dict,
-        description="Named service URLs, usable as {name} in probe URLs and as the load target.",
+        description="Named service addresses (http URLs, or host:port for TCP services such as Redis); "
+        "an http URL can be the load target and {name} in probe URLs.",
     )
     targets: dict[str, Target] = Field(default_factory=dict)
-    links: dict[str, Link] = Field(default_factory=dict)
-    toxiproxy: ToxiproxyEndpoint | None = None
+    toxiproxy: ToxiproxyEndpoint | None = Field(
+        default=None, description="The Toxiproxy API through which the stack's links can be degraded."
+    )

@@ -70,7 +70,7 @@ def stack(tmp_path: Path) -> Iterator[LiveStack]:
     desc = StackDescription(name="test", targets={"svc": ProcessTarget(instances=instances)})
     live = LiveStack(desc, tmp_path / "state.json")
     yield live
-    for inst in live.description.targets["svc"].instances:
+    for inst in processes(live):
         if inst.pid is not None and is_running(inst):
             os.kill(inst.pid, signal.SIGCONT)
             os.kill(inst.pid, signal.SIGKILL)
@@ -82,8 +82,14 @@ def ctx_for(stack: LiveStack) -> EngineContext:
     return EngineContext("test", stack, seed=3, bus=EventBus())
 
 
+def processes(stack: LiveStack) -> list[ProcessInstance]:
+    target = stack.description.targets["svc"]
+    assert isinstance(target, ProcessTarget)
+    return target.instances
+
+
 def instance(stack: LiveStack, name: str) -> ProcessInstance:
-    return next(i for i in stack.description.targets["svc"].instances if i.name == name)
+    return next(i for i in processes(stack) if i.name == name)
 
 
 def plan_for(injector: ProcessKillInjector | ProcessPauseInjector, stack: LiveStack, select: Selection) -> FaultPlan:
