@@ -17,6 +17,24 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.infra]
 
 
+def run_passing(tmp_path: Path, name: str, text: str) -> Path:
+    """Run an experiment with its own fresh stack; it must pass. Returns the journal's path."""
+    experiment = tmp_path / name
+    experiment.write_text(text)
+    runs = tmp_path / "runs"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "chaos.py"), "run", str(experiment), "--stack-up", "--runs-dir", str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == ExitCode.PASSED, result.stdout + result.stderr
+    (journal_path,) = runs.glob("*/journal.json")
+    return journal_path
+
+
 def test_leader_kill_under_load_recovers_and_reports(tmp_path: Path) -> None:
     shipped = (ROOT / "experiments" / "matcher-leader-kill.yaml").read_text()
     short = (
@@ -28,20 +46,7 @@ def test_leader_kill_under_load_recovers_and_reports(tmp_path: Path) -> None:
         .replace("locustfile: ../loadgen/trading.py", f"locustfile: {ROOT / 'loadgen' / 'trading.py'}")
     )
     assert short.count("28s") == 1 and "at: 9s" in short
-    experiment = tmp_path / "leader-kill.yaml"
-    experiment.write_text(short)
-    runs = tmp_path / "runs"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "chaos.py"), "run", str(experiment), "--stack-up", "--runs-dir", str(runs)],
-        capture_output=True,
-        text=True,
-        timeout=150,
-        cwd=ROOT,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == ExitCode.PASSED, output
-    (journal_path,) = runs.glob("*/journal.json")
+    journal_path = run_passing(tmp_path, "leader-kill.yaml", short)
     journal = load_journal(journal_path)
     run_dir = journal_path.parent
 
@@ -68,3 +73,41 @@ def test_leader_kill_under_load_recovers_and_reports(tmp_path: Path) -> None:
     # The stack started for the run was stopped again: its state file is gone, its logs stay.
     assert not (run_dir / "stack" / "state.json").exists()
     assert (run_dir / "stack" / "logs" / "gateway-1.log").exists()
+
+
+def test_redis_link_latency_shows_in_order_latency_during_exactly_the_fault_window(tmp_path: Path) -> None:
+    shipped = (ROOT / "experiments" / "redis-link-latency.yaml").read_text()
+    short = (
+        shipped.replace("duration: 55s", "duration: 30s")
+        .replace("at: 15s", "at: 9s")
+        .replace("duration: 20s", "duration: 10s")
+        .replace("users: 20", "users: 12")
+        .replace("min: 20", "min: 10")
+        .replace("locustfile: ../loadgen/trading.py", f"locustfile: {ROOT / 'loadgen' / 'trading.py'}")
+    )
+    assert short.count("30s") >= 1 and "at: 9s" in short and "duration: 10s" in short
+    journal_path = run_passing(tmp_path, "redis-latency.yaml", short)
+    journal = load_journal(journal_path)
+
+    (fault,) = journal.faults
+    assert fault.kind == "network.latency" and fault.status == "rolled_back"
+    assert fault.plan is not None
+    assert sorted(t.id for t in fault.plan.targets) == ["matcher-1->redis", "matcher-2->redis"]
+    assert all(r.ok for r in fault.inject) and all(r.ok for r in fault.rollback) and all(v.ok for v in fault.verify)
+    assert all(r.detail["removed"] for r in fault.rollback)  # exactly the toxics it added, each removed
+    assert fault.injected_at is not None and fault.ended_at is not None
+
+    def p50s(start: float, end: float) -> list[float]:
+        return [p.p50 for p in journal.metrics["POST /orders"] if start <= p.t < end and p.p50 is not None]
+
+    inside = p50s(fault.injected_at + 1, fault.ended_at - 1)
+    before = p50s(0, fault.injected_at - 1)
+    after = p50s(fault.ended_at + 2, float("inf"))
+    assert inside and before and after
+    # 200 ± 50 ms per Redis round trip: every second inside the window is slow, none outside it.
+    assert min(inside) >= 150, inside
+    assert max(before) < 100 and max(after) < 100, (before, after)
+    assert fault.recovery is not None and fault.recovery.recovered
+
+    html = (journal_path.parent / "report.html").read_text()
+    assert "network.latency" in html and "Latency, POST /orders" in html

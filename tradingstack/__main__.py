@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from injectors.process import role_of
+from injectors.targets import ProcessTarget
 from tradingstack.launcher import (
     StackError,
     StackStartError,
@@ -75,6 +76,8 @@ def _up(args: argparse.Namespace) -> int:
     for name, url in stack.endpoints.items():
         print(f"  {name:<10} {url}")
     for target in stack.targets.values():
+        if not isinstance(target, ProcessTarget):
+            continue
         for instance in target.instances:
             role = role_of(instance)
             suffix = f"  ({role})" if role else ""
@@ -100,10 +103,12 @@ def _status(args: argparse.Namespace) -> int:
         name = state.name if state else None
         print(json.dumps({"healthy": healthy, "stack": name, "instances": status_dicts(rows)}))
         return 0 if healthy else 1
-    print(f"{'target':<10} {'instance':<10} {'pid':>8} {'running':<8} {'healthy':<8} {'role':<10} problem")
+    tw = max([len("target"), *(len(row.target) for row in rows)])
+    iw = max([len("instance"), *(len(row.instance) for row in rows)])
+    print(f"{'target':<{tw}} {'instance':<{iw}} {'pid':>8} {'running':<8} {'healthy':<8} {'role':<10} problem")
     for row in rows:
         print(
-            f"{row.target:<10} {row.instance:<10} {row.pid or '-':>8} {'yes' if row.running else 'no':<8} "
+            f"{row.target:<{tw}} {row.instance:<{iw}} {row.pid or '-':>8} {'yes' if row.running else 'no':<8} "
             f"{'yes' if row.healthy else 'no':<8} {row.role or '-':<10} {row.problem or ''}"
         )
     return 0 if healthy else 1

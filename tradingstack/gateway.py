@@ -34,8 +34,11 @@ FORWARD_TIMEOUT_S = 2.0
 class Gateway:
     """Follows the leader znode and forwards order entry there; everything else comes from Redis."""
 
-    def __init__(self, name: str, store: Store, session: ZooKeeperSession) -> None:
+    def __init__(
+        self, name: str, store: Store, session: ZooKeeperSession, routes: dict[str, str] | None = None
+    ) -> None:
         self.name = name
+        self.routes = routes or {}
         self.store = store
         self.session = session
         self.redis = RedisWatch(store)
@@ -89,8 +92,10 @@ class Gateway:
         if leader is None:
             self.refresh_leader()
             return error(503, "no matching-engine leader")
+        route = self.routes.get(leader["name"])
+        base = f"http://{route}" if route else leader["url"]
         try:
-            async with self._http.request(method, f"{leader['url']}{path}", json=body) as resp:
+            async with self._http.request(method, f"{base}{path}", json=body) as resp:
                 payload = await resp.json(content_type=None)
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
@@ -168,7 +173,7 @@ async def run(argv: list[str] | None = None) -> None:
     configure_logging(args.name)
     store = Store(connect(args.redis))
     session = ZooKeeperSession(args.zookeeper, args.session_timeout)
-    gateway = Gateway(args.name, store, session)
+    gateway = Gateway(args.name, store, session, args.routes)
     watch = asyncio.create_task(gateway.redis.run())
     session.start()
     installing = asyncio.create_task(in_thread(gateway.watch_leader, timeout_s=None))

@@ -6,8 +6,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
-import sys
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -17,18 +15,19 @@ from pathlib import Path
 from injectors.health import problem
 from injectors.process import is_running, role_of, spawn, wait_exit
 from injectors.targets import (
-    HttpHealth,
+    LinkInstance,
+    LinkTarget,
     ProcessInstance,
     ProcessTarget,
-    RedisHealth,
     StackDescription,
-    ZooKeeperHealth,
 )
+from injectors.toxiproxy_api import ToxiproxyClient, ToxiproxyError
+from tradingstack import topology
 from tradingstack.store import Store, connect
 
 STATE_FILE = "state.json"
 PROFILES = ("basic",)
-STOP_ORDER = ("gateway", "matcher", "zookeeper", "redis")
+STOP_ORDER = ("gateway", "matcher", "toxiproxy", "zookeeper", "redis")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ZOOKEEPER_CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
 JVM_OPTIONS = ("-Xms16m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
@@ -65,6 +64,10 @@ class InstanceStatus:
     problem: str | None
 
 
+def _process_targets(state: StackDescription) -> dict[str, ProcessTarget]:
+    return {name: t for name, t in state.targets.items() if isinstance(t, ProcessTarget)}
+
+
 def read_state(directory: Path) -> StackDescription | None:
     path = Path(directory) / STATE_FILE
     if not path.exists():
@@ -84,89 +87,6 @@ def log_tail(path: str | None, lines: int = 20) -> str:
     if path is None or not Path(path).exists():
         return ""
     return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
-
-
-def _free_ports(count: int) -> list[int]:
-    # Hold every socket until all are chosen, so the same port is not handed out twice.
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _assign_ports(names: list[str], given: Mapping[str, int]) -> dict[str, int]:
-    unknown = sorted(set(given) - set(names))
-    if unknown:
-        raise StackError(f"unknown --port name(s) {', '.join(unknown)}; known: {', '.join(names)}")
-    free = iter(_free_ports(len(names)))
-    return {name: given[name] if name in given else next(free) for name in names}
-
-
-def _executable(name: str, hint: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        raise StackStartError(name, f"{name} not found on PATH; {hint}")
-    return found
-
-
-def _redis_instance(directory: Path, port: int) -> ProcessInstance:
-    argv = [_executable("redis-server", "install it with apt-get install redis-server")]
-    argv += ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"]
-    argv += ["--dir", str(directory / "redis"), "--daemonize", "no"]
-    return ProcessInstance(
-        name="redis",
-        argv=argv,
-        cwd=str(directory),
-        log=str(directory / "logs" / "redis.log"),
-        health=RedisHealth(redis=f"127.0.0.1:{port}"),
-        ports={"redis": port},
-    )
-
-
-def _zookeeper_instance(directory: Path, port: int) -> ProcessInstance:
-    config = directory / "zookeeper" / "zoo.cfg"
-    config.write_text(
-        "tickTime=500\n"
-        f"dataDir={directory / 'zookeeper' / 'data'}\n"
-        f"clientPort={port}\n"
-        "clientPortAddress=127.0.0.1\n"
-        "minSessionTimeout=1000\n"
-        "maxSessionTimeout=10000\n"
-        "4lw.commands.whitelist=*\n"
-        "admin.enableServer=false\n"
-    )
-    java = _executable("java", "install a Java runtime (apt-get install default-jre-headless)")
-    main_class = "org.apache.zookeeper.server.ZooKeeperServerMain"
-    return ProcessInstance(
-        name="zookeeper",
-        argv=[java, *JVM_OPTIONS, "-cp", ZOOKEEPER_CLASSPATH, main_class, str(config)],
-        cwd=str(directory),
-        log=str(directory / "logs" / "zookeeper.log"),
-        health=ZooKeeperHealth(zookeeper=f"127.0.0.1:{port}"),
-        ports={"client": port},
-    )
-
-
-def _service_instance(
-    directory: Path, module: str, name: str, port: int, redis: str, zookeeper: str, session_timeout_s: float
-) -> ProcessInstance:
-    argv = [sys.executable, "-m", module, "--name", name, "--port", str(port)]
-    argv += ["--redis", redis, "--zookeeper", zookeeper, "--session-timeout", str(session_timeout_s)]
-    url = f"http://127.0.0.1:{port}"
-    return ProcessInstance(
-        name=name,
-        argv=argv,
-        cwd=str(directory),
-        env={"PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"},
-        log=str(directory / "logs" / f"{name}.log"),
-        health=HttpHealth(http=f"{url}/health"),
-        role_url=f"{url}/status" if module.endswith("matcher") else None,
-        ports={"http": port},
-    )
 
 
 def _start(instance: ProcessInstance) -> ProcessInstance:
@@ -197,6 +117,19 @@ def _wait_ready(instances: list[ProcessInstance], deadline: float) -> None:
             time.sleep(0.05)
 
 
+def _check_links(description: StackDescription, links: list[LinkInstance]) -> None:
+    """Every link's proxy is up and enabled, so services never start against a missing route."""
+    assert description.toxiproxy is not None
+    client = ToxiproxyClient(description.toxiproxy.url, description.toxiproxy.timeout_s)
+    try:
+        proxies = client.proxies()
+    except ToxiproxyError as exc:
+        raise StackStartError("toxiproxy", str(exc)) from exc
+    missing = [link.proxy for link in links if link.proxy not in proxies or not proxies[link.proxy].enabled]
+    if missing:
+        raise StackStartError("toxiproxy", f"proxies not up: {', '.join(missing)}")
+
+
 def _wait_leader(matchers: list[ProcessInstance], deadline: float) -> None:
     while True:
         roles = {m.name: role_of(m) for m in matchers}
@@ -219,7 +152,7 @@ def _refuse_if_running(directory: Path) -> None:
     state = read_state(directory) if (directory / STATE_FILE).exists() else None
     if state is None:
         return
-    live = [i.name for t in state.targets.values() for i in t.instances if is_running(i)]
+    live = [i.name for t in _process_targets(state).values() for i in t.instances if is_running(i)]
     if live:
         raise StackRunningError(
             f"{directory} already runs a stack ({', '.join(live)} alive); "
@@ -249,17 +182,14 @@ def start_stack(
     directory.mkdir(parents=True, exist_ok=True)
     _refuse_if_running(directory)
     deadline = time.monotonic() + timeout_s
-    matcher_names = [f"matcher-{n}" for n in range(1, matchers + 1)]
-    port = _assign_ports(["redis", "zookeeper", "gateway", *matcher_names], ports or {})
     for data in ("redis", "zookeeper"):
         shutil.rmtree(directory / data, ignore_errors=True)
         (directory / data).mkdir(parents=True)
-    redis, zookeeper = f"127.0.0.1:{port['redis']}", f"127.0.0.1:{port['zookeeper']}"
-    description = StackDescription(
-        name="reference",
-        profile=profile,
-        endpoints={"gateway": f"http://127.0.0.1:{port['gateway']}", "redis": redis, "zookeeper": zookeeper},
-    )
+    try:
+        plan = topology.lay_out(directory, profile, matchers, ports or {}, session_timeout_s)
+    except topology.TopologyError as exc:
+        raise StackError(str(exc)) from exc
+    description = plan.description
     started: list[ProcessInstance] = []
 
     def launch(target: str, summary: str, instances: list[ProcessInstance]) -> list[ProcessInstance]:
@@ -272,19 +202,14 @@ def start_stack(
         return live
 
     try:
-        redis_server = _redis_instance(directory, port["redis"])
-        core = launch("redis", "Redis: orders, fills, accounts (AOF)", [redis_server])
-        zk = _zookeeper_instance(directory, port["zookeeper"])
-        core += launch("zookeeper", "ZooKeeper standalone: matcher election", [zk])
+        core = launch("redis", "Redis: orders, fills, accounts (AOF)", [plan.redis])
+        core += launch("zookeeper", "ZooKeeper standalone: matcher election", [plan.zookeeper])
+        core += launch("toxiproxy", "Embedded Toxiproxy-API server carrying every link", [plan.toxiproxy])
         _wait_ready(core, deadline)
-        asyncio.run(_seed(redis))
-        common = (redis, zookeeper, session_timeout_s)
-        service = [
-            _service_instance(directory, "tradingstack.matcher", name, port[name], *common) for name in matcher_names
-        ]
-        engines = launch("matcher", "Matching engines, one leader elected through ZooKeeper", service)
-        gateway = _service_instance(directory, "tradingstack.gateway", "gateway-1", port["gateway"], *common)
-        front = launch("gateway", "Order gateway: the public HTTP API", [gateway])
+        _check_links(description, plan.links)
+        asyncio.run(_seed(description.endpoints["redis"]))
+        engines = launch("matcher", "Matching engines, one leader elected through ZooKeeper", plan.matchers)
+        front = launch("gateway", "Order gateway: the public HTTP API", plan.gateways)
         _wait_ready(engines + front, deadline)
         _wait_leader(engines, deadline)
         return description
@@ -320,10 +245,11 @@ def stop_stack(directory: Path, timeout_s: float = 10.0) -> list[str]:
     state = read_state(directory)
     if state is None:
         return [f"no {STATE_FILE} in {directory}: nothing to stop"]
-    order = [t for t in STOP_ORDER if t in state.targets] + [t for t in state.targets if t not in STOP_ORDER]
+    processes = _process_targets(state)
+    order = [t for t in STOP_ORDER if t in processes] + [t for t in processes if t not in STOP_ORDER]
     report = []
     for target in order:
-        instances = state.targets[target].instances
+        instances = processes[target].instances
         report += [f"{i.name} was not running" for i in instances if i.pid is None or not is_running(i)]
         report += _terminate(instances, timeout_s)
     (directory / STATE_FILE).unlink(missing_ok=True)
@@ -335,7 +261,7 @@ def stack_status(directory: Path) -> list[InstanceStatus]:
     state = read_state(Path(directory).resolve())
     if state is None:
         raise StackError(f"no {STATE_FILE} in {directory}: is the stack up?")
-    rows = [(t, i) for t, target in state.targets.items() for i in target.instances]
+    rows = [(t, i) for t, target in _process_targets(state).items() for i in target.instances]
 
     def check(row: tuple[str, ProcessInstance]) -> InstanceStatus:
         target, instance = row
@@ -345,7 +271,30 @@ def stack_status(directory: Path) -> list[InstanceStatus]:
         return InstanceStatus(target, instance.name, instance.pid, running, reason is None, role, reason)
 
     with ThreadPoolExecutor(max_workers=max(1, len(rows))) as pool:
-        return list(pool.map(check, rows))
+        return list(pool.map(check, rows)) + _link_status(state)
+
+
+def _link_status(state: StackDescription) -> list[InstanceStatus]:
+    """Each link's proxy: present, enabled, and free of toxics (a leftover fault shows here)."""
+    links = {name: t for name, t in state.targets.items() if isinstance(t, LinkTarget)}
+    if not links or state.toxiproxy is None:
+        return []
+    try:
+        proxies = ToxiproxyClient(state.toxiproxy.url, state.toxiproxy.timeout_s).proxies()
+        unreachable = None
+    except ToxiproxyError as exc:
+        proxies, unreachable = {}, str(exc)
+    rows = []
+    for target, group in links.items():
+        for link in group.instances:
+            proxy = proxies.get(link.proxy)
+            reason = unreachable or (None if proxy else f"no proxy {link.proxy}")
+            if proxy is not None and not proxy.enabled:
+                reason = "link down (proxy disabled)"
+            elif proxy is not None and proxy.toxics:
+                reason = "toxics: " + ", ".join(f"{t.type} {t.stream}" for t in proxy.toxics)
+            rows.append(InstanceStatus(target, link.name, None, proxy is not None, reason is None, None, reason))
+    return rows
 
 
 def status_dicts(rows: list[InstanceStatus]) -> list[dict[str, object]]:

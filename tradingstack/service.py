@@ -33,7 +33,21 @@ def parse_args(prog: str, description: str, argv: list[str] | None) -> argparse.
     parser.add_argument("--redis", required=True, help="Redis host:port")
     parser.add_argument("--zookeeper", required=True, help="ZooKeeper host:port[,host:port...]")
     parser.add_argument("--session-timeout", type=float, default=2.0, help="ZooKeeper session timeout (s)")
+    parser.add_argument(
+        "--route",
+        action="append",
+        default=[],
+        metavar="NAME=HOST:PORT",
+        help="reach instance NAME at HOST:PORT instead of the URL it advertises (e.g. through a proxy)",
+    )
     args = parser.parse_args(argv)
+    routes = {}
+    for route in args.route:
+        name, sep, address = route.partition("=")
+        if not sep or not name or ":" not in address:
+            parser.error(f"--route wants NAME=HOST:PORT, got {route!r}")
+        routes[name] = address
+    args.routes = routes
     if args.session_timeout < 1.0:
         parser.error("--session-timeout must be at least 1.0 s (the server's minSessionTimeout)")
     return args

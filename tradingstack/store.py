@@ -70,13 +70,26 @@ class OrderClosedError(StoreError):
     """The order is already filled or cancelled."""
 
 
-# Allocating an id is a write too, so it is fenced like every other leader write.
-_NEXT_ID_LUA = """
+# Allocating ids is a write too, so it is fenced like every other leader write. Returns the last id reserved.
+_RESERVE_IDS_LUA = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('FENCED epoch is ' .. tostring(redis.call('GET', KEYS[1])) .. ', not ' .. ARGV[1])
 end
-return redis.call('INCR', KEYS[2])
+return redis.call('INCRBY', KEYS[2], ARGV[2])
 """
+
+# A batch of leader writes (group commit): applied in order, in one round trip, only while the writer's epoch
+# is current. Scripts run atomically, so no other client sees half a batch and no newer leader interleaves.
+_APPLY_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED epoch is ' .. tostring(redis.call('GET', KEYS[1])) .. ', not ' .. ARGV[1])
+end
+local ops = cjson.decode(ARGV[2])
+for _, op in ipairs(ops) do redis.call(unpack(op)) end
+return #ops
+"""
+
+Op = list[str]
 
 # SETNX-guarded so that seeding happens once, atomically, however often it is asked for.
 _SEED_LUA = """
@@ -154,13 +167,79 @@ def _status(qty: int, filled: int) -> str:
     return "filled" if filled == qty else "partially_filled" if filled else "new"
 
 
+def order_ops(
+    epoch: int, order_id: int, request: OrderRequest, fills: list[Fill], ack_at: float
+) -> tuple[list[Op], dict[str, Any]]:
+    """The writes that persist a new order, its fills, the makers' new state and the cash/share moves,
+    and the order's public JSON once they are applied."""
+    filled = sum(f.qty for f in fills)
+    fields = {
+        "order_id": str(order_id),
+        "client_order_id": request.client_order_id or "",
+        "account": request.account,
+        "symbol": request.symbol,
+        "side": request.side,
+        "qty": str(request.qty),
+        "price_cents": str(request.price_cents),
+        "filled_qty": str(filled),
+        "status": _status(request.qty, filled),
+        "ack_at": repr(ack_at),
+        "epoch": str(epoch),
+    }
+    records = [
+        json.dumps(
+            {
+                "fill_id": f"{order_id}-{n}",
+                "symbol": request.symbol,
+                "buy_order_id": str(f.buy_order_id),
+                "sell_order_id": str(f.sell_order_id),
+                "buy_account": f.buy_account,
+                "sell_account": f.sell_account,
+                "qty": f.qty,
+                "price_cents": f.price_cents,
+                "at": ack_at,
+                "epoch": epoch,
+            }
+        )
+        for n, f in enumerate(fills, start=1)
+    ]
+    ops: list[Op] = [["HSET", order_key(order_id), *(x for kv in fields.items() for x in kv)]]
+    if request.client_order_id:
+        ops.append(["SET", client_order_key(request.account, request.client_order_id), str(order_id)])
+    for fill, record in zip(fills, records, strict=True):
+        amount = fill.qty * fill.price_cents
+        maker = fill.maker_order_id
+        ops += [
+            ["RPUSH", FILLS_LOG_KEY, record],
+            ["RPUSH", order_fills_key(order_id), record],
+            ["RPUSH", order_fills_key(maker), record],
+            ["HINCRBY", account_key(fill.buy_account), "cash", str(-amount)],
+            ["HINCRBY", account_key(fill.buy_account), request.symbol, str(fill.qty)],
+            ["HINCRBY", account_key(fill.sell_account), "cash", str(amount)],
+            ["HINCRBY", account_key(fill.sell_account), request.symbol, str(-fill.qty)],
+            ["HINCRBY", order_key(maker), "filled_qty", str(fill.qty)],
+            ["HSET", order_key(maker), "status", "filled" if fill.maker_remaining == 0 else "partially_filled"],
+        ]
+        if fill.maker_remaining == 0:
+            ops.append(["ZREM", open_key(request.symbol), str(maker)])
+    if filled < request.qty:
+        ops.append(["ZADD", open_key(request.symbol), str(order_id), str(order_id)])
+    return ops, render_order(fields, records)
+
+
+def cancel_ops(order_id: int, symbol: str) -> list[Op]:
+    """The writes that cancel an open order the book held."""
+    return [["HSET", order_key(order_id), "status", "cancelled"], ["ZREM", open_key(symbol), str(order_id)]]
+
+
 class Store:
     """Orders, fills and accounts in Redis. Writers pass the epoch they lead under."""
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
         self._r: Any = client  # redis-py's command return types are unions of bytes and str
-        self._next_id = client.register_script(_NEXT_ID_LUA)
+        self._reserve_ids = client.register_script(_RESERVE_IDS_LUA)
+        self._apply = client.register_script(_APPLY_LUA)
         self._seed = client.register_script(_SEED_LUA)
 
     async def close(self) -> None:
@@ -187,8 +266,19 @@ class Store:
             return int(await self.redis.get(EPOCH_KEY) or 0)
 
     async def next_order_id(self, epoch: int) -> int:
+        return await self.reserve_order_ids(epoch, 1)
+
+    async def reserve_order_ids(self, epoch: int, count: int) -> int:
+        """Reserve `count` consecutive order ids for this epoch's leader; returns the last of them."""
         with _translated():
-            return int(await self._next_id(keys=[EPOCH_KEY, ORDER_SEQ_KEY], args=[epoch]))
+            return int(await self._reserve_ids(keys=[EPOCH_KEY, ORDER_SEQ_KEY], args=[epoch, count]))
+
+    async def apply(self, epoch: int, ops: list[Op]) -> None:
+        """Apply a batch of writes in order, atomically, fenced by epoch, in one round trip."""
+        if not ops:
+            return
+        with _translated():
+            await self._apply(keys=[EPOCH_KEY], args=[epoch, json.dumps(ops)])
 
     async def find_client_order(self, account: str, client_order_id: str) -> int | None:
         with _translated():
@@ -199,65 +289,9 @@ class Store:
         self, epoch: int, order_id: int, request: OrderRequest, fills: list[Fill], ack_at: float
     ) -> dict[str, Any]:
         """Persist a new order, its fills, the makers' new state and the cash/share moves, atomically."""
-        filled = sum(f.qty for f in fills)
-        fields = {
-            "order_id": str(order_id),
-            "client_order_id": request.client_order_id or "",
-            "account": request.account,
-            "symbol": request.symbol,
-            "side": request.side,
-            "qty": str(request.qty),
-            "price_cents": str(request.price_cents),
-            "filled_qty": str(filled),
-            "status": _status(request.qty, filled),
-            "ack_at": repr(ack_at),
-            "epoch": str(epoch),
-        }
-        records = [
-            json.dumps(
-                {
-                    "fill_id": f"{order_id}-{n}",
-                    "symbol": request.symbol,
-                    "buy_order_id": str(f.buy_order_id),
-                    "sell_order_id": str(f.sell_order_id),
-                    "buy_account": f.buy_account,
-                    "sell_account": f.sell_account,
-                    "qty": f.qty,
-                    "price_cents": f.price_cents,
-                    "at": ack_at,
-                    "epoch": epoch,
-                }
-            )
-            for n, f in enumerate(fills, start=1)
-        ]
-        with _translated():
-            async with self._pipeline() as pipe:
-                await self._fence(pipe, epoch)
-                pipe.multi()
-                pipe.hset(order_key(order_id), mapping=fields)
-                if request.client_order_id:
-                    pipe.set(client_order_key(request.account, request.client_order_id), order_id)
-                for fill, record in zip(fills, records, strict=True):
-                    amount = fill.qty * fill.price_cents
-                    pipe.rpush(FILLS_LOG_KEY, record)
-                    pipe.rpush(order_fills_key(order_id), record)
-                    pipe.rpush(order_fills_key(fill.maker_order_id), record)
-                    pipe.hincrby(account_key(fill.buy_account), "cash", -amount)
-                    pipe.hincrby(account_key(fill.buy_account), request.symbol, fill.qty)
-                    pipe.hincrby(account_key(fill.sell_account), "cash", amount)
-                    pipe.hincrby(account_key(fill.sell_account), request.symbol, -fill.qty)
-                    pipe.hincrby(order_key(fill.maker_order_id), "filled_qty", fill.qty)
-                    pipe.hset(
-                        order_key(fill.maker_order_id),
-                        "status",
-                        "filled" if fill.maker_remaining == 0 else "partially_filled",
-                    )
-                    if fill.maker_remaining == 0:
-                        pipe.zrem(open_key(request.symbol), fill.maker_order_id)
-                if filled < request.qty:
-                    pipe.zadd(open_key(request.symbol), {str(order_id): order_id})
-                await pipe.execute()
-        return render_order(fields, records)
+        ops, answer = order_ops(epoch, order_id, request, fills, ack_at)
+        await self.apply(epoch, ops)
+        return answer
 
     async def cancel_order(self, epoch: int, order_id: int) -> dict[str, Any]:
         """Mark an open order cancelled and take it off its symbol's open set."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tradingstack.launcher import REPO_ROOT, StackError, start_stack
+from tradingstack.topology import LOWEST_PORT, ephemeral_range, free_ports
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
@@ -72,3 +73,13 @@ def test_bad_arguments_are_refused_before_anything_starts(
     with pytest.raises(StackError, match=message):
         start_stack(tmp_path, **kwargs)  # type: ignore[arg-type]
     assert not (tmp_path / "logs").exists()
+
+
+def test_service_ports_are_distinct_free_and_outside_the_ephemeral_range() -> None:
+    low, high = ephemeral_range()
+    ports = free_ports(40)
+    assert len(set(ports)) == 40
+    assert all(LOWEST_PORT <= p <= 65535 and not low <= p <= high for p in ports)
+    for port in ports[:5]:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))  # still free to bind

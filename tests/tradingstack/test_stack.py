@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ import pytest
 
 from injectors.health import problem, wait_healthy
 from injectors.process import is_running, reap, role_of, spawn
-from injectors.targets import ProcessInstance, StackDescription
+from injectors.targets import LinkTarget, ProcessInstance, ProcessTarget, StackDescription
+from injectors.toxiproxy_api import ToxiproxyClient
 from tradingstack.launcher import (
     REPO_ROOT,
     StackRunningError,
@@ -34,6 +36,8 @@ from tradingstack.orders import SEED_CASH_CENTS, SEED_SHARES, SYMBOLS
 from tradingstack.store import Store, connect
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
+
+LINKS = ("matcher->redis", "matcher->zookeeper", "gateway->redis", "gateway->zookeeper", "gateway->matcher")
 
 _http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -93,7 +97,9 @@ def state(directory: Path) -> StackDescription:
 
 
 def matchers(directory: Path) -> list[ProcessInstance]:
-    return state(directory).targets["matcher"].instances
+    target = state(directory).targets["matcher"]
+    assert isinstance(target, ProcessTarget)
+    return target.instances
 
 
 def the_leader(directory: Path) -> ProcessInstance:
@@ -116,28 +122,84 @@ def totals(directory: Path) -> tuple[int, dict[str, int]]:
 def test_up_writes_a_stack_description(stack: Path) -> None:
     description = StackDescription.model_validate_json((stack / "state.json").read_text())
     assert (description.name, description.profile) == ("reference", "basic")
-    assert set(description.targets) == {"redis", "zookeeper", "matcher", "gateway"}
+    processes = {name: t for name, t in description.targets.items() if isinstance(t, ProcessTarget)}
+    assert set(processes) == {"redis", "zookeeper", "toxiproxy", "matcher", "gateway"}
+    assert set(description.targets) - set(processes) == set(LINKS)
     assert set(description.endpoints) == {"gateway", "redis", "zookeeper"}
     assert description.endpoints["gateway"].startswith("http://127.0.0.1:")
-    for target in description.targets.values():
+    for target in processes.values():
         for instance in target.instances:
             assert is_running(instance), instance.name
             assert instance.start_time is not None and instance.health is not None and instance.ports
             assert Path(instance.argv[0]).is_absolute() and instance.log and Path(instance.log).exists()
-    engines = description.targets["matcher"].instances
+    engines = matchers(stack)
     assert [m.name for m in engines] == ["matcher-1", "matcher-2"]
     assert all(m.argv[0] == sys.executable and m.role_url for m in engines)
 
 
 def test_every_instance_is_healthy_and_status_exits_0(stack: Path) -> None:
     for target in state(stack).targets.values():
-        for instance in target.instances:
+        for instance in target.instances if isinstance(target, ProcessTarget) else []:
             assert instance.health is not None and problem(instance.health) is None, instance.name
     result = cli("status", "--dir", str(stack))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "leader" in result.stdout and "follower" in result.stdout
     report = json.loads(cli("status", "--dir", str(stack), "--json").stdout)
-    assert report["healthy"] is True and len(report["instances"]) == 5
+    assert report["healthy"] is True
+    kinds = [(row["pid"] is None, row["target"]) for row in report["instances"]]
+    assert len([k for k in kinds if not k[0]]) == 6  # processes
+    assert {target for is_link, target in kinds if is_link} == set(LINKS)
+
+
+def test_every_service_link_runs_through_its_own_proxy(stack: Path) -> None:
+    description = state(stack)
+    assert description.toxiproxy is not None
+    proxies = ToxiproxyClient(description.toxiproxy.url).proxies()
+    processes = {i.name: i for t in description.targets.values() if isinstance(t, ProcessTarget) for i in t.instances}
+    servers = {"redis": processes["redis"].ports["client"], "zookeeper": processes["zookeeper"].ports["client"]}
+    servers |= {name: processes[name].ports["http"] for name in ("matcher-1", "matcher-2")}
+    seen = []
+    for name in LINKS:
+        group = description.targets[name]
+        assert isinstance(group, LinkTarget)
+        for link in group.instances:
+            proxy = proxies[link.proxy]
+            assert proxy.enabled and not proxy.toxics and proxy.listen == link.listen, link.name
+            assert link.client is not None and link.server is not None
+            assert proxy.upstream == link.upstream == f"127.0.0.1:{servers[link.server]}", link.name
+            client = processes[link.client]
+            assert link.listen.rsplit(":", 1)[1] in " ".join(client.argv), f"{client.name} is not routed via the proxy"
+            seen.append(link.name)
+    assert sorted(seen) == sorted(
+        [
+            "matcher-1->redis",
+            "matcher-2->redis",
+            "matcher-1->zookeeper",
+            "matcher-2->zookeeper",
+            "gateway-1->redis",
+            "gateway-1->zookeeper",
+            "gateway-1->matcher-1",
+            "gateway-1->matcher-2",
+        ]
+    )
+
+
+def test_cutting_one_link_breaks_only_the_path_through_it(stack: Path) -> None:
+    description = state(stack)
+    assert description.toxiproxy is not None
+    api = ToxiproxyClient(description.toxiproxy.url)
+    gw = description.endpoints["gateway"]
+    leader = the_leader(stack)
+    cut = f"gateway-1_to_{leader.name}"
+    api.set_enabled(cut, False)
+    try:
+        status, body = place(gw, "ACC0051", "600000", "buy", 1, 1.0)
+        assert status == 503 and leader.name in body["error"], body
+        assert the_leader(stack).name == leader.name  # the matcher's own links are untouched
+        assert cli("status", "--dir", str(stack)).returncode == 1
+    finally:
+        api.set_enabled(cut, True)
+    wait_for("order entry once the link is back", lambda: place(gw, "ACC0051", "600000", "buy", 1, 1.0)[0] == 201)
 
 
 def test_exactly_one_matcher_leads(stack: Path) -> None:
@@ -198,6 +260,37 @@ def test_invalid_orders_are_refused_with_a_message(stack: Path, body: object, st
     assert answer[0] == status and answer[1]["error"]
 
 
+def test_a_slow_redis_link_adds_latency_to_orders_without_serializing_them(stack: Path) -> None:
+    """Group commit: 40 concurrent orders over a 150 ms Redis link share round trips instead of queueing."""
+    description = state(stack)
+    assert description.toxiproxy is not None
+    api = ToxiproxyClient(description.toxiproxy.url)
+    gw = description.endpoints["gateway"]
+    leader = the_leader(stack)
+    proxy = f"{leader.name}_to_redis"
+    api.add_toxic(proxy, "slow_redis", "latency", {"latency": 150}, stream="downstream")
+    try:
+
+        def order(n: int) -> tuple[int, Any]:
+            side = "buy" if n % 2 else "sell"
+            return place(gw, f"ACC{60 + n % 5:04d}", "000002", side, 1, 5.0, client_order_id=f"gc-{n % 30}")
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=40) as pool:
+            answers = list(pool.map(order, range(40)))
+        elapsed = time.monotonic() - started
+        print(f"\n40 concurrent orders over a 150 ms Redis link took {elapsed:.2f} s")
+    finally:
+        api.remove_toxic(proxy, "slow_redis")
+    assert all(status == 201 for status, _ in answers), [a for a in answers if a[0] != 201][:3]
+    # 30 distinct client order ids among 40 requests: the 10 repeats got the first order back, not a new one.
+    ids = {body["client_order_id"]: body["order_id"] for _, body in answers}
+    assert len(ids) == 30 and len({body["order_id"] for _, body in answers}) == 30
+    # Serialized, 40 orders x 150 ms would take 6 s at the very least; sharing round trips it is far less.
+    assert elapsed < 4.0, f"40 orders took {elapsed:.1f} s over a 150 ms link"
+    assert totals(stack) == (SEED_CASH_CENTS * 100, dict.fromkeys(SYMBOLS, SEED_SHARES * 100))
+
+
 def test_killing_the_leader_fails_over_without_losing_acknowledged_orders(
     stack: Path, record_property: Callable[[str, object], None]
 ) -> None:
@@ -230,6 +323,7 @@ def test_killing_the_leader_fails_over_without_losing_acknowledged_orders(
     # Bring it back as process.kill's rollback would: the recorded command line, nothing else.
     description = state(stack)
     engines = description.targets["matcher"].instances
+    assert isinstance(engines[0], ProcessInstance)
     restarted = spawn(old)
     engines[[m.name for m in engines].index(old.name)] = restarted
     write_state(stack, description)
@@ -312,7 +406,7 @@ def test_a_leader_whose_epoch_moved_on_is_fenced_and_steps_down(stack: Path) -> 
 
 
 def test_down_stops_every_process_and_keeps_the_logs(stack: Path) -> None:
-    instances = [i for t in state(stack).targets.values() for i in t.instances]
+    instances = [i for t in state(stack).targets.values() if isinstance(t, ProcessTarget) for i in t.instances]
     result = cli("down", "--dir", str(stack))
     assert result.returncode == 0, result.stderr
     for instance in instances:

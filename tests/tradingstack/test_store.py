@@ -27,7 +27,10 @@ from tradingstack.store import (
     Store,
     StoreUnavailableError,
     UnknownOrderError,
+    cancel_ops,
     connect,
+    open_key,
+    order_ops,
 )
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
@@ -179,12 +182,13 @@ def test_a_stale_epoch_can_write_nothing(redis_server: tuple[str, int]) -> None:
     _run(redis_server, body)
 
 
-def test_an_epoch_change_between_check_and_commit_aborts_the_write(redis_server: tuple[str, int]) -> None:
+def test_an_epoch_change_between_check_and_cancel_aborts_the_write(redis_server: tuple[str, int]) -> None:
     """The old leader pauses after its epoch check; the new leader's INCR still stops its EXEC."""
 
     async def body(store: Store) -> None:
         old = await store.begin_epoch()
         order_id = await store.next_order_id(old)
+        await store.commit_order(old, order_id, _request("ACC0002", "buy", 1, 1000), [], time.time())
         rival = Store(connect(redis_server[0]))
         real_fence = store._fence
 
@@ -195,11 +199,32 @@ def test_an_epoch_change_between_check_and_commit_aborts_the_write(redis_server:
         store._fence = fence_then_lose_leadership  # type: ignore[method-assign]
         try:
             with pytest.raises(FencedError):
-                await store.commit_order(old, order_id, _request("ACC0002", "buy", 1, 1000), [], time.time())
+                await store.cancel_order(old, order_id)
         finally:
             await rival.close()
-        assert await store.get_order(order_id) is None
+        order = await store.get_order(order_id)
+        assert order is not None and order["status"] == "new"
         assert int(await store.redis.get(EPOCH_KEY) or 0) == old + 1
+
+    _run(redis_server, body)
+
+
+def test_a_batch_applies_in_order_in_one_call_and_not_at_all_when_fenced(redis_server: tuple[str, int]) -> None:
+    async def body(store: Store) -> None:
+        epoch = await store.begin_epoch()
+        last = await store.reserve_order_ids(epoch, 3)
+        first_ops, _ = order_ops(epoch, last - 2, _request("ACC0003", "sell", 5, 700), [], time.time())
+        # The cancel is queued behind the order it cancels: applied in one batch, in order.
+        await store.apply(epoch, first_ops + cancel_ops(last - 2, "600000"))
+        stored = await store.get_order(last - 2)
+        assert stored is not None and stored["status"] == "cancelled"
+        assert await store.redis.zrange(open_key("600000"), 0, -1) == []
+        await store.begin_epoch()
+        ops, _ = order_ops(epoch, last - 1, _request("ACC0003", "sell", 5, 700), [], time.time())
+        with pytest.raises(FencedError):
+            await store.apply(epoch, ops)
+        assert await store.get_order(last - 1) is None
+        assert await store.reserve_order_ids(epoch + 1, 10) == last + 10
 
     _run(redis_server, body)
 
