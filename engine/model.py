@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 from engine.durations import Duration
 from injectors.selection import Selection
 
-REFERENCE_PROFILES = ("basic",)
+REFERENCE_PROFILES = ("basic", "ha")
 
 MetricName = Literal[
     "latency_p50_ms",

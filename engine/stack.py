@@ -25,10 +25,16 @@ STATE_FILE = "state.json"
 # What the reference stack of each profile provides, for validating experiments without a live stack.
 _PROCESSES = ("gateway", "matcher", "redis", "zookeeper", "toxiproxy")
 _LINKS = ("gateway->matcher", "gateway->redis", "gateway->zookeeper", "matcher->redis", "matcher->zookeeper")
+# The ha profile finds Redis through Sentinel (services connect to the primary directly: no Redis links).
+_HA_LINKS = ("gateway->matcher", "gateway->zookeeper", "matcher->zookeeper")
 REFERENCE_TARGETS: dict[str, dict[str, str]] = {
     "basic": {**dict.fromkeys(_PROCESSES, "process"), **dict.fromkeys(_LINKS, "link")},
+    "ha": {**dict.fromkeys((*_PROCESSES, "sentinel"), "process"), **dict.fromkeys(_HA_LINKS, "link")},
 }
-REFERENCE_ENDPOINTS: dict[str, tuple[str, ...]] = {"basic": ("gateway", "redis", "zookeeper")}
+REFERENCE_ENDPOINTS: dict[str, tuple[str, ...]] = {
+    "basic": ("gateway", "redis", "zookeeper"),
+    "ha": ("gateway", "redis", "zookeeper"),
+}
 
 
 def default_stack_dir() -> Path:

@@ -19,6 +19,7 @@ from tradingstack.launcher import (
     status_dicts,
     stop_stack,
 )
+from tradingstack.topology import PROFILES
 
 
 def _port(text: str) -> tuple[str, int]:
@@ -33,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the stack detached and write DIR/state.json")
     up.add_argument("--dir", type=Path, required=True)
-    up.add_argument("--profile", default="basic")
+    up.add_argument("--profile", default="basic", choices=list(PROFILES), help="basic (default) or ha")
     up.add_argument("--matchers", type=int, default=2)
     up.add_argument(
         "--port",

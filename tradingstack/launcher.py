@@ -11,6 +11,9 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+
+import redis
 
 from injectors.health import problem
 from injectors.process import is_running, role_of, spawn, wait_exit
@@ -26,8 +29,7 @@ from tradingstack import topology
 from tradingstack.store import Store, connect
 
 STATE_FILE = "state.json"
-PROFILES = ("basic",)
-STOP_ORDER = ("gateway", "matcher", "toxiproxy", "zookeeper", "redis")
+STOP_ORDER = ("gateway", "matcher", "toxiproxy", "zookeeper", "sentinel", "redis")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ZOOKEEPER_CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
 JVM_OPTIONS = ("-Xms16m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
@@ -130,6 +132,52 @@ def _check_links(description: StackDescription, links: list[LinkInstance]) -> No
         raise StackStartError("toxiproxy", f"proxies not up: {', '.join(missing)}")
 
 
+def _redis_info(address: str, *command: str) -> Any:
+    host, _, port = address.rpartition(":")
+    client: Any = redis.Redis(
+        host=host, port=int(port), socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True
+    )
+    try:
+        return client.execute_command(*command)
+    finally:
+        client.close()
+
+
+def sentinel_problem(sentinel: ProcessInstance, replicas: int) -> str | None:
+    address = f"127.0.0.1:{sentinel.ports['client']}"
+    try:
+        fields = _redis_info(address, "SENTINEL", "MASTER", topology.SENTINEL_MASTER)  # redis-py makes it a dict
+    except (redis.RedisError, OSError) as exc:
+        return f"{sentinel.name}: {exc}"
+    if int(fields.get("num-slaves", 0)) < replicas or int(fields.get("num-other-sentinels", 0)) < 2:
+        return f"{sentinel.name} sees {fields.get('num-slaves')} replicas, {fields.get('num-other-sentinels')} peers"
+    return None
+
+
+def replication_problem(node: ProcessInstance) -> str | None:
+    try:
+        info = _redis_info(f"127.0.0.1:{node.ports['client']}", "INFO", "replication")
+    except (redis.RedisError, OSError) as exc:
+        return f"{node.name}: {exc}"
+    if info.get("role") == "slave" and info.get("master_link_status") != "up":
+        return f"{node.name}: replica link {info.get('master_link_status')}"
+    return None
+
+
+def _wait_sentinels(description: StackDescription, deadline: float) -> None:
+    """Every Sentinel names the primary and knows its replicas, and every replica is in sync."""
+    sentinels = _process_targets(description)["sentinel"].instances
+    nodes = _process_targets(description)["redis"].instances
+    while True:
+        problems = [p for p in (sentinel_problem(s, len(nodes) - 1) for s in sentinels) if p]
+        problems += [p for p in (replication_problem(n) for n in nodes) if p]
+        if not problems:
+            return
+        if time.monotonic() > deadline:
+            raise StackStartError("sentinel", f"Redis replication not settled in time: {problems[0]}")
+        time.sleep(0.1)
+
+
 def _wait_leader(matchers: list[ProcessInstance], deadline: float) -> None:
     while True:
         roles = {m.name: role_of(m) for m in matchers}
@@ -175,8 +223,8 @@ def start_stack(
     again and StackStartError names the component and carries the tail of its log.
     """
     directory = Path(directory).resolve()
-    if profile not in PROFILES:
-        raise StackError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    if profile not in topology.PROFILES:
+        raise StackError(f"unknown profile {profile!r}; known: {', '.join(topology.PROFILES)}")
     if matchers < 1:
         raise StackError("--matchers must be at least 1")
     directory.mkdir(parents=True, exist_ok=True)
@@ -202,10 +250,11 @@ def start_stack(
         return live
 
     try:
-        core = launch("redis", "Redis: orders, fills, accounts (AOF)", [plan.redis])
-        core += launch("zookeeper", "ZooKeeper standalone: matcher election", [plan.zookeeper])
+        core = [instance for target, summary, group in plan.middleware for instance in launch(target, summary, group)]
         core += launch("toxiproxy", "Embedded Toxiproxy-API server carrying every link", [plan.toxiproxy])
         _wait_ready(core, deadline)
+        if "sentinel" in description.targets:
+            _wait_sentinels(description, deadline)
         _check_links(description, plan.links)
         asyncio.run(_seed(description.endpoints["redis"]))
         engines = launch("matcher", "Matching engines, one leader elected through ZooKeeper", plan.matchers)

@@ -9,6 +9,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError, WatchError
 
@@ -27,6 +28,7 @@ ORDER_SEQ_KEY = "ts:order_seq"
 SEEDED_KEY = "ts:seeded"
 FILLS_LOG_KEY = "ts:fills"
 OPEN_STATUSES = ("new", "partially_filled")
+SENTINEL_SCHEME = "sentinel://"
 
 
 def order_key(order_id: int) -> str:
@@ -105,18 +107,32 @@ return 1
 
 
 def connect(address: str, timeout_s: float = 1.0) -> aioredis.Redis:
-    """A client that surfaces faults at once: explicit timeouts and no hidden retries."""
+    """A client that surfaces faults at once: explicit timeouts and no hidden retries.
+
+    `address` is `host:port`, or `sentinel://host:port,host:port,.../MASTER` to follow the primary
+    that the Sentinels name: after a failover the next connection goes to the new primary.
+    """
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+        "retry": Retry(NoBackoff(), 0),
+        "retry_on_error": [],
+        "health_check_interval": 0,
+    }
+    if address.startswith(SENTINEL_SCHEME):
+        hosts, _, master = address.removeprefix(SENTINEL_SCHEME).partition("/")
+        sentinels = [(host, int(port)) for host, _, port in (h.rpartition(":") for h in hosts.split(","))]
+        timeouts = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+        sentinel = Sentinel(sentinels, sentinel_kwargs=timeouts)  # type: ignore[no-untyped-call]
+        client: aioredis.Redis = sentinel.master_for(master, **options)
+        return client
     host, _, port = address.rpartition(":")
-    return aioredis.Redis(
-        host=host,
-        port=int(port),
-        decode_responses=True,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), 0),
-        retry_on_error=[],
-        health_check_interval=0,
-    )
+    return aioredis.Redis(host=host, port=int(port), **options)
+
+
+def sentinel_address(sentinels: list[str], master: str) -> str:
+    return f"{SENTINEL_SCHEME}{','.join(sentinels)}/{master}"
 
 
 @contextmanager

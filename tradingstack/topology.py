@@ -21,6 +21,7 @@ from injectors.targets import (
     ToxiproxyEndpoint,
     ZooKeeperHealth,
 )
+from tradingstack.store import sentinel_address
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ZOOKEEPER_CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
@@ -137,6 +138,96 @@ def zookeeper_instance(directory: Path, port: int) -> ProcessInstance:
     )
 
 
+SENTINEL_MASTER = "trading"
+SENTINEL_DOWN_AFTER_MS = 1000
+SENTINEL_FAILOVER_TIMEOUT_MS = 5000
+ZOOKEEPER_TICK_MS = 500
+
+
+def redis_node_instance(directory: Path, name: str, port: int, replica_of: int | None = None) -> ProcessInstance:
+    """One Redis server of a replicated set, with its own data directory (kept across restarts)."""
+    data = directory / "redis" / name
+    data.mkdir(parents=True, exist_ok=True)
+    argv = [_executable("redis-server", "install it with apt-get install redis-server")]
+    argv += ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"]
+    argv += ["--dir", str(data), "--daemonize", "no"]
+    if replica_of is not None:
+        argv += ["--replicaof", "127.0.0.1", str(replica_of)]
+    return ProcessInstance(
+        name=name,
+        argv=argv,
+        cwd=str(directory),
+        log=str(directory / "logs" / f"{name}.log"),
+        health=RedisHealth(redis=f"127.0.0.1:{port}"),
+        ports={"client": port},
+    )
+
+
+def sentinel_instance(directory: Path, name: str, port: int, primary_port: int, quorum: int = 2) -> ProcessInstance:
+    """A Redis Sentinel watching the primary. Sentinels rewrite their config: each start gets a fresh one."""
+    config = directory / "redis" / f"{name}.conf"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        f"port {port}\n"
+        "bind 127.0.0.1\n"
+        "daemonize no\n"
+        f"dir {config.parent}\n"
+        f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {primary_port} {quorum}\n"
+        f"sentinel down-after-milliseconds {SENTINEL_MASTER} {SENTINEL_DOWN_AFTER_MS}\n"
+        f"sentinel failover-timeout {SENTINEL_MASTER} {SENTINEL_FAILOVER_TIMEOUT_MS}\n"
+        f"sentinel parallel-syncs {SENTINEL_MASTER} 1\n"
+    )
+    argv = [_executable("redis-server", "install it with apt-get install redis-server"), str(config), "--sentinel"]
+    return ProcessInstance(
+        name=name,
+        argv=argv,
+        cwd=str(directory),
+        log=str(directory / "logs" / f"{name}.log"),
+        health=RedisHealth(redis=f"127.0.0.1:{port}"),
+        ports={"client": port},
+    )
+
+
+def zookeeper_ensemble(directory: Path, ports: list[tuple[int, int, int]]) -> list[ProcessInstance]:
+    """A ZooKeeper ensemble on loopback: one (client, peer, election) port triple per node, own data dirs."""
+    java = _executable("java", "install a Java runtime (apt-get install default-jre-headless)")
+    servers = "".join(
+        f"server.{n}=127.0.0.1:{peer}:{election}\n" for n, (_, peer, election) in enumerate(ports, start=1)
+    )
+    nodes = []
+    for n, (client, _, _) in enumerate(ports, start=1):
+        name = f"zookeeper-{n}"
+        home = directory / "zookeeper" / name
+        (home / "data").mkdir(parents=True, exist_ok=True)
+        (home / "data" / "myid").write_text(f"{n}\n")
+        config = home / "zoo.cfg"
+        config.write_text(
+            f"tickTime={ZOOKEEPER_TICK_MS}\n"
+            "initLimit=10\n"
+            "syncLimit=4\n"
+            f"dataDir={home / 'data'}\n"
+            f"clientPort={client}\n"
+            "clientPortAddress=127.0.0.1\n"
+            "minSessionTimeout=1000\n"
+            "maxSessionTimeout=10000\n"
+            "4lw.commands.whitelist=*\n"
+            "admin.enableServer=false\n"
+            "quorumListenOnAllIPs=false\n" + servers
+        )
+        main_class = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+        nodes.append(
+            ProcessInstance(
+                name=name,
+                argv=[java, *JVM_OPTIONS, "-cp", ZOOKEEPER_CLASSPATH, main_class, str(config)],
+                cwd=str(home),
+                log=str(directory / "logs" / f"{name}.log"),
+                health=ZooKeeperHealth(zookeeper=f"127.0.0.1:{client}"),
+                ports={"client": client, "peer": ports[n - 1][1], "election": ports[n - 1][2]},
+            )
+        )
+    return nodes
+
+
 def toxiproxy_instance(directory: Path, port: int, links: list[LinkInstance]) -> ProcessInstance:
     """The embedded Toxiproxy-API server, started with every link as a proxy, so a restart restores them."""
     config = directory / "toxiproxy" / "proxies.json"
@@ -163,45 +254,54 @@ def proxy_name(link: str) -> str:
 
 
 def link_targets(
-    matchers: list[str], gateways: list[str], port: Mapping[str, int], listen: Iterable[int]
+    matchers: list[str], gateways: list[str], servers: Mapping[str, list[tuple[str, str]]], listen: Iterable[int]
 ) -> dict[str, LinkTarget]:
-    """Every service→Redis, service→ZooKeeper and gateway→matcher link, each through its own proxy."""
-    ports = iter(listen)
-    upstream = {"redis": f"127.0.0.1:{port['redis']}", "zookeeper": f"127.0.0.1:{port['zookeeper']}"}
-    upstream |= {name: f"127.0.0.1:{port[name]}" for name in matchers}
+    """Every service→Redis, service→ZooKeeper and gateway→matcher link, each through its own proxy.
 
-    def link(client: str, server: str) -> LinkInstance:
+    `servers` maps "redis" and "zookeeper" to their (instance name, address) pairs; a service gets one
+    link per server instance (a ZooKeeper ensemble: one per node). With no "redis" entry (Redis found
+    through Sentinel), services reach Redis directly and there are no Redis links.
+    """
+    ports = iter(listen)
+
+    def link(client: str, server: str, upstream: str) -> LinkInstance:
         name = f"{client}->{server}"
+        listen = f"127.0.0.1:{next(ports)}"
         return LinkInstance(
-            name=name,
-            proxy=proxy_name(name),
-            listen=f"127.0.0.1:{next(ports)}",
-            upstream=upstream[server],
-            client=client,
-            server=server,
+            name=name, proxy=proxy_name(name), listen=listen, upstream=upstream, client=client, server=server
         )
 
-    def group(clients: str, server: str, what: str) -> LinkTarget:
-        members = matchers if clients == "matcher" else gateways
-        return LinkTarget(description=what, client_target=clients, instances=[link(c, server) for c in members])
+    def group(clients: list[str], client_target: str, server: str, what: str) -> LinkTarget:
+        members = [link(c, name, address) for c in clients for name, address in servers[server]]
+        return LinkTarget(description=what, client_target=client_target, instances=members)
 
-    return {
-        "matcher->redis": group("matcher", "redis", "Each matching engine's connection to Redis"),
-        "matcher->zookeeper": group("matcher", "zookeeper", "Each matching engine's ZooKeeper session"),
-        "gateway->redis": group("gateway", "redis", "The gateway's connection to Redis (order and account reads)"),
-        "gateway->zookeeper": group("gateway", "zookeeper", "The gateway's ZooKeeper session (leader discovery)"),
-        "gateway->matcher": LinkTarget(
-            description="The gateway's order entry to each matching engine; select by the engine's role",
-            client_target="gateway",
-            server_target="matcher",
-            role_from="server",
-            instances=[link(g, m) for g in gateways for m in matchers],
-        ),
-    }
+    groups: dict[str, LinkTarget] = {}
+    if "redis" in servers:
+        groups["matcher->redis"] = group(matchers, "matcher", "redis", "Each matching engine's connection to Redis")
+    groups["matcher->zookeeper"] = group(
+        matchers, "matcher", "zookeeper", "Each matching engine's ZooKeeper session (one link per ZooKeeper node)"
+    )
+    if "redis" in servers:
+        groups["gateway->redis"] = group(
+            gateways, "gateway", "redis", "The gateway's connection to Redis (order and account reads)"
+        )
+    groups["gateway->zookeeper"] = group(
+        gateways, "gateway", "zookeeper", "The gateway's ZooKeeper session (leader discovery)"
+    )
+    engines = [(name, servers["matcher"][i][1]) for i, name in enumerate(matchers)]
+    groups["gateway->matcher"] = LinkTarget(
+        description="The gateway's order entry to each matching engine; select by the engine's role",
+        client_target="gateway",
+        server_target="matcher",
+        role_from="server",
+        instances=[link(g, name, address) for g in gateways for name, address in engines],
+    )
+    return groups
 
 
 def via(links: Mapping[str, LinkTarget], group: str, client: str) -> str:
-    return next(i.listen for i in links[group].instances if i.client == client)
+    """The address(es) a client dials for a link group: comma-separated when it has several links."""
+    return ",".join(i.listen for i in links[group].instances if i.client == client)
 
 
 def service_instance(
@@ -236,38 +336,104 @@ class Layout:
     """Every process of the stack, not yet started, and the description they will fill in."""
 
     description: StackDescription
-    redis: ProcessInstance
-    zookeeper: ProcessInstance
+    middleware: list[tuple[str, str, list[ProcessInstance]]]  # (target, summary, instances), started in order
     toxiproxy: ProcessInstance
     matchers: list[ProcessInstance]
     gateways: list[ProcessInstance]
     links: list[LinkInstance]
 
 
+PROFILES = {
+    "basic": "one Redis, one ZooKeeper server, every link proxied",
+    "ha": "Redis primary + replica + 3 Sentinels, a 3-node ZooKeeper ensemble; ZooKeeper and order links proxied",
+}
+
+
+def _middleware(
+    directory: Path, profile: str, port: Mapping[str, int]
+) -> tuple[list[tuple[str, str, list[ProcessInstance]]], dict[str, list[tuple[str, str]]], str, str]:
+    """Redis and ZooKeeper for a profile: (targets to start, servers to link to, redis endpoint, zk endpoint)."""
+    if profile == "basic":
+        redis, zookeeper = redis_instance(directory, port["redis"]), zookeeper_instance(directory, port["zookeeper"])
+        redis_address, zk_address = f"127.0.0.1:{port['redis']}", f"127.0.0.1:{port['zookeeper']}"
+        targets = [
+            ("redis", "Redis: orders, fills, accounts (AOF)", [redis]),
+            ("zookeeper", "ZooKeeper standalone: matcher election", [zookeeper]),
+        ]
+        return (
+            targets,
+            {"redis": [("redis", redis_address)], "zookeeper": [("zookeeper", zk_address)]},
+            redis_address,
+            zk_address,
+        )
+    primary = port["redis-1"]
+    nodes = [
+        redis_node_instance(directory, "redis-1", primary),
+        redis_node_instance(directory, "redis-2", port["redis-2"], primary),
+    ]
+    sentinels = [sentinel_instance(directory, f"sentinel-{n}", port[f"sentinel-{n}"], primary) for n in (1, 2, 3)]
+    quorum_ports = iter(free_ports(6))
+    ensemble = zookeeper_ensemble(
+        directory, [(port[f"zookeeper-{n}"], next(quorum_ports), next(quorum_ports)) for n in (1, 2, 3)]
+    )
+    targets = [
+        ("redis", "Redis primary and replica: orders, fills, accounts (AOF)", nodes),
+        ("sentinel", f"Redis Sentinels (quorum 2) watching master '{SENTINEL_MASTER}'", sentinels),
+        ("zookeeper", "ZooKeeper ensemble of 3: matcher election", ensemble),
+    ]
+    zk_nodes = [(n.name, f"127.0.0.1:{n.ports['client']}") for n in ensemble]
+    redis_address = sentinel_address([f"127.0.0.1:{s.ports['client']}" for s in sentinels], SENTINEL_MASTER)
+    return targets, {"zookeeper": zk_nodes}, redis_address, ",".join(address for _, address in zk_nodes)
+
+
+def port_names(profile: str, matchers: list[str]) -> list[str]:
+    """The names `--port NAME=PORT` accepts for a profile."""
+    middleware = (
+        ["redis", "zookeeper"]
+        if profile == "basic"
+        else [
+            "redis-1",
+            "redis-2",
+            "sentinel-1",
+            "sentinel-2",
+            "sentinel-3",
+            "zookeeper-1",
+            "zookeeper-2",
+            "zookeeper-3",
+        ]
+    )
+    return [*middleware, "toxiproxy", "gateway", *matchers]
+
+
 def lay_out(directory: Path, profile: str, matchers: int, ports: Mapping[str, int], session_timeout_s: float) -> Layout:
-    """Ports, command lines and links of the whole stack; every service reaches its peers through a proxy."""
+    """Ports, command lines and links of the whole stack; services reach their peers through proxies."""
+    if profile not in PROFILES:
+        raise TopologyError("--profile", f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     matcher_names = [f"matcher-{n}" for n in range(1, matchers + 1)]
-    port = assign_ports(["redis", "zookeeper", "toxiproxy", "gateway", *matcher_names], ports)
-    links = link_targets(matcher_names, ["gateway-1"], port, free_ports(4 * matchers + 2))
+    port = assign_ports(port_names(profile, matcher_names), ports)
+    middleware, servers, redis_address, zk_address = _middleware(directory, profile, port)
+    servers = {**servers, "matcher": [(name, f"127.0.0.1:{port[name]}") for name in matcher_names]}
+    link_count = (len(servers.get("redis", [])) + len(servers["zookeeper"])) * (matchers + 1) + matchers
+    links = link_targets(matcher_names, ["gateway-1"], servers, free_ports(link_count))
     every_link = [link for group in links.values() for link in group.instances]
     description = StackDescription(
         name="reference",
         profile=profile,
-        endpoints={
-            "gateway": f"http://127.0.0.1:{port['gateway']}",
-            "redis": f"127.0.0.1:{port['redis']}",
-            "zookeeper": f"127.0.0.1:{port['zookeeper']}",
-        },
+        endpoints={"gateway": f"http://127.0.0.1:{port['gateway']}", "redis": redis_address, "zookeeper": zk_address},
         toxiproxy=ToxiproxyEndpoint(url=f"http://127.0.0.1:{port['toxiproxy']}"),
         targets=dict(links),
     )
+
+    def redis_for(client: str) -> str:
+        return via(links, f"{client.split('-')[0]}->redis", client) if "redis" in servers else redis_address
+
     engines = [
         service_instance(
             directory,
             "tradingstack.matcher",
             name,
             port[name],
-            via(links, "matcher->redis", name),
+            redis_for(name),
             via(links, "matcher->zookeeper", name),
             session_timeout_s,
         )
@@ -279,15 +445,14 @@ def lay_out(directory: Path, profile: str, matchers: int, ports: Mapping[str, in
         "tradingstack.gateway",
         "gateway-1",
         port["gateway"],
-        via(links, "gateway->redis", "gateway-1"),
+        redis_for("gateway-1"),
         via(links, "gateway->zookeeper", "gateway-1"),
         session_timeout_s,
         routes,
     )
     return Layout(
         description=description,
-        redis=redis_instance(directory, port["redis"]),
-        zookeeper=zookeeper_instance(directory, port["zookeeper"]),
+        middleware=middleware,
         toxiproxy=toxiproxy_instance(directory, port["toxiproxy"], every_link),
         matchers=engines,
         gateways=[gateway],
