@@ -97,6 +97,11 @@ class FaultRecord(_Record):
     verify: list[TargetResult] = Field(default_factory=list)
     error: str | None = None
     recovery: RecoveryRecord | None = None
+    measured: dict[str, float] = Field(
+        default_factory=dict,
+        description="Times the injector measured while the fault lasted, in seconds, e.g. promoted_after_s "
+        "(until Sentinel promoted a replica) or elected_after_s (until ZooKeeper elected a new leader).",
+    )
 
 
 class ObjectiveRecord(_Record):

@@ -26,6 +26,18 @@ class Pending:
     plan: FaultPlan
 
 
+def measured(record: FaultRecord) -> dict[str, float]:
+    """The times injectors report under `measured` in their results' details, merged in action order."""
+    found: dict[str, float] = {}
+    for result in (*record.inject, *record.rollback, *record.verify):
+        values = result.detail.get("measured")
+        if isinstance(values, dict):
+            found |= {
+                str(k): float(v) for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)
+            }
+    return found
+
+
 class Rollbacks:
     def __init__(
         self,
@@ -71,6 +83,7 @@ class Rollbacks:
         except Exception as exc:  # an injector bug must not stop the other rollbacks
             log.exception("rollback of fault #%s raised", record.index)
             error = f"{type(exc).__name__}: {exc}"
+        record.measured = measured(record)
         failures = [r for r in record.rollback + record.verify if not r.ok]
         rolled_ok = error is None and all(r.ok for r in record.rollback)
         verified = error is None and bool(record.verify or not item.plan.targets) and all(r.ok for r in record.verify)

@@ -169,6 +169,10 @@ class _View:
                 note = f"objective {target:g} s · {note}"
             tone = "" if met is None else ("good" if met else "bad")
             figures.append(Figure(f"RTO {fault_name(fault)}", value, note, tone))
+            figures += [
+                Figure(f"{measured_label(key)} {fault_name(fault)}", f"{seconds:.2f} s", "measured by the injector")
+                for key, seconds in fault.measured.items()
+            ]
         return figures
 
     def load_figures(self) -> list[Figure]:
@@ -241,6 +245,7 @@ class _View:
             ]
             if rec.detail:
                 recovery.append(("Note", rec.detail))
+        recovery += [(measured_label(key), f"{seconds:.2f} s") for key, seconds in fault.measured.items()]
         return FaultView(
             name=fault_name(fault),
             record=fault,
@@ -295,6 +300,11 @@ class _View:
             "value": lambda c: _format_value(c.observed, c.metric if c.kind == "metric" else None),
             "details": _details,
         }
+
+
+def measured_label(key: str) -> str:
+    """`promoted_after_s` → "Promoted after": how a measured time is labelled in reports."""
+    return key.removesuffix("_s").replace("_", " ").capitalize()
 
 
 @cache

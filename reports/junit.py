@@ -98,6 +98,10 @@ def _failed_targets(results: Iterable[TargetResult]) -> list[str]:
 
 def _fault(suite: _Suite, fault: FaultRecord) -> None:
     case = suite.case("faults", fault_name(fault), _span(fault.inject))
+    if fault.measured:  # CI dashboards can trend failover and election times from these
+        properties = ET.SubElement(case, "properties")
+        for key, seconds in fault.measured.items():
+            ET.SubElement(properties, "property", name=key, value=f"{seconds:g}")
     if fault.status in _NEVER_INJECTED:
         suite.skip(case, _skip_reason(suite.journal, fault))
         return

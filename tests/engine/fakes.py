@@ -185,7 +185,7 @@ class FakeInjector(Injector[FakeSpec]):
         if ref.id in self.world.active:
             self.world.active.discard(ref.id)
             self.world.healed_at = self.world.clock.time() + self.world.heal_s
-        return {"healed": ref.id}
+        return {"healed": ref.id, "measured": {"healed_after_s": self.world.heal_s, "not_a_time": "x"}}
 
     def verify_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
         self.world.calls.append(("verify", ref.id))

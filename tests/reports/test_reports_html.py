@@ -206,3 +206,11 @@ def test_write_html(tmp_path: Path):
     journal = make_journal("passed")
     path = write_html(journal, tmp_path / "report.html")
     assert path.read_text(encoding="utf-8") == render_html(journal)
+
+
+def test_times_measured_by_injectors_show_as_key_figures_and_in_the_fault() -> None:
+    journal = make_journal("passed")
+    journal.faults[0].measured = {"promoted_after_s": 1.424, "orders_resumed_after_s": 2.2}
+    html = render_html(journal)
+    assert re.search(r'<div class="label">Promoted after #1[^<]*</div>\s*<div class="value">1.42 s</div>', html)
+    assert "<dt>Orders resumed after</dt><dd>2.20 s</dd>" in html

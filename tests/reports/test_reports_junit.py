@@ -195,3 +195,10 @@ def test_public_api():
         "write_junit",
     ]
     assert all(callable(getattr(reports, name)) for name in reports.__all__)
+
+
+def test_measured_times_are_properties_of_the_fault_case():
+    journal = make_journal("passed")
+    journal.faults[0].measured = {"elected_after_s": 0.45}
+    (case,) = [c for c in cases(parse(journal), "faults")]
+    assert {p.get("name"): p.get("value") for p in case.iter("property")} == {"elected_after_s": "0.45"}
