@@ -4,8 +4,8 @@ Usage: ``.venv/bin/python bench/failover_times.py [--rounds 5]``
 
 Starts, in a temporary directory on 127.0.0.1, exactly the middleware of the reference stack's
 ``ha`` profile (tradingstack/topology.py): Redis primary + replica + 3 Sentinels, and a 3-node
-ZooKeeper ensemble. Each round SIGKILLs the current Redis primary and measures the time until the
-Sentinels name another one (polled every 10 ms), then SIGKILLs the current ZooKeeper leader and
+ZooKeeper ensemble. Each round SIGKILLs the current Redis primary and measures the time until a
+majority of the Sentinels name another one (polled every 10 ms), then SIGKILLs the current ZooKeeper leader and
 measures the time until another node reports ``Mode: leader`` to ``srvr``. Between rounds the killed
 node is restarted from its command line and data directory and the set is allowed to settle. Prints
 every round, the median, min and max, and the settings they depend on.
@@ -16,30 +16,31 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
-
-import redis
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from injectors.health import wait_healthy  # noqa: E402
 from injectors.process import reap, spawn  # noqa: E402
+from injectors.redis import RedisSet  # noqa: E402
+from injectors.redis import address_of as redis_address_of  # noqa: E402
 from injectors.targets import ProcessInstance  # noqa: E402
+from injectors.zookeeper import Ensemble  # noqa: E402
+from injectors.zookeeper import address_of as zookeeper_address_of  # noqa: E402
 from tradingstack import topology  # noqa: E402
 
 POLL_S = 0.01
 TIMEOUT_S = 30.0
 
 
-def wait_until(what: str, condition: Callable[[], bool], timeout_s: float = TIMEOUT_S) -> float:
+def wait_until(what: str, condition: Callable[[], object], timeout_s: float = TIMEOUT_S) -> float:
     started = time.monotonic()
     while not condition():
         if time.monotonic() - started > timeout_s:
@@ -48,58 +49,16 @@ def wait_until(what: str, condition: Callable[[], bool], timeout_s: float = TIME
     return time.monotonic() - started
 
 
-def ask(port: int, *command: str) -> Any:
-    client: Any = redis.Redis(port=port, socket_timeout=0.5, socket_connect_timeout=0.5, decode_responses=True)
-    try:
-        return client.execute_command(*command)
-    except (redis.RedisError, OSError):
-        return None
-    finally:
-        client.close()
+def redis_set(nodes: list[ProcessInstance], sentinels: list[ProcessInstance]) -> RedisSet:
+    return RedisSet(
+        nodes={n.name: redis_address_of(n) for n in nodes},
+        sentinels=tuple(redis_address_of(s) for s in sentinels),
+        master=topology.SENTINEL_MASTER,
+    )
 
 
-def primary_port(sentinel: ProcessInstance) -> int | None:
-    answer = ask(sentinel.ports["client"], "SENTINEL", "get-master-addr-by-name", topology.SENTINEL_MASTER)
-    return int(answer[1]) if answer else None
-
-
-def primary_moved(sentinel: ProcessInstance, old: int | None) -> Callable[[], bool]:
-    return lambda: primary_port(sentinel) not in (old, None)
-
-
-def leader_among(nodes: list[ProcessInstance]) -> Callable[[], bool]:
-    return lambda: "leader" in [zk_mode(z) for z in nodes]
-
-
-def redis_settled(nodes: list[ProcessInstance], sentinels: list[ProcessInstance]) -> bool:
-    """One primary, the one every Sentinel names; every other node a replica in sync with it."""
-    named = {primary_port(s) for s in sentinels}
-    if len(named) != 1:
-        return False
-    for node in nodes:
-        info = ask(node.ports["client"], "INFO", "replication")
-        expected = "master" if node.ports["client"] in named else "slave"
-        if not info or info["role"] != expected:
-            return False  # e.g. a restarted old primary Sentinel has not turned into a replica yet
-        if expected == "slave" and (info.get("master_link_status") != "up" or int(info["master_port"]) not in named):
-            return False
-    replicas = [ask(s.ports["client"], "SENTINEL", "REPLICAS", topology.SENTINEL_MASTER) or [] for s in sentinels]
-    return all(sum("s_down" not in r.get("flags", "") for r in seen) == len(nodes) - 1 for seen in replicas)
-
-
-def zk_mode(node: ProcessInstance) -> str | None:
-    try:
-        with socket.create_connection(("127.0.0.1", node.ports["client"]), timeout=0.5) as sock:
-            sock.sendall(b"srvr")
-            data = b""
-            while chunk := sock.recv(4096):
-                data += chunk
-    except OSError:
-        return None
-    for line in data.decode(errors="replace").splitlines():
-        if line.startswith("Mode:"):
-            return line.split(":", 1)[1].strip()
-    return None
+def ensemble_of(nodes: list[ProcessInstance]) -> Ensemble:
+    return Ensemble(nodes={n.name: zookeeper_address_of(n) for n in nodes})
 
 
 def restart(instance: ProcessInstance) -> ProcessInstance:
@@ -148,29 +107,28 @@ def main() -> int:
             for instance in live:
                 assert instance.health is not None
                 wait_healthy(instance.health, TIMEOUT_S)
-            wait_until("Redis replication to settle", lambda: redis_settled(nodes, sentinels))
-            wait_until("a ZooKeeper leader", lambda: [zk_mode(z) for z in ensemble].count("leader") == 1)
+            redis_set(nodes, sentinels).wait_settled(TIMEOUT_S)
+            ensemble_of(ensemble).wait_healthy(TIMEOUT_S)
 
             promotions, elections = [], []
             for round_ in range(1, rounds + 1):
-                old_port = primary_port(sentinels[0])
-                index = next(i for i, n in enumerate(nodes) if n.ports["client"] == old_port)
+                watched = redis_set(nodes, sentinels)
+                old = watched.primary()
+                index = next(i for i, n in enumerate(nodes) if n.name == old)
                 kill(nodes[index])
-                promoted = wait_until("Sentinel to promote", primary_moved(sentinels[0], old_port))
+                promoted = wait_until("Sentinel to promote", watched.promoted_from(old))
                 promotions.append(promoted)
                 nodes[index] = restart(nodes[index])
-                wait_until("Redis replication to settle", lambda: redis_settled(nodes, sentinels))
+                redis_set(nodes, sentinels).wait_settled(TIMEOUT_S)
 
-                leader = next(i for i, z in enumerate(ensemble) if zk_mode(z) == "leader")
+                servers = ensemble_of(ensemble)
+                leader = next(i for i, z in enumerate(ensemble) if z.name == servers.leader())
                 kill(ensemble[leader])
-                others = [z for i, z in enumerate(ensemble) if i != leader]
-                elected = wait_until("a new ZooKeeper leader", leader_among(others))
+                others = [z.name for i, z in enumerate(ensemble) if i != leader]
+                elected = wait_until("a new ZooKeeper leader", partial(servers.leader, others))
                 elections.append(elected)
                 ensemble[leader] = restart(ensemble[leader])
-                wait_until(
-                    "the ensemble to settle",
-                    lambda: sorted(str(zk_mode(z)) for z in ensemble) == ["follower", "follower", "leader"],
-                )
+                ensemble_of(ensemble).wait_healthy(TIMEOUT_S)
                 print(
                     f"round {round_}: Sentinel promoted a replica in {promoted:.2f} s; "
                     f"ZooKeeper elected a leader in {elected:.2f} s",
