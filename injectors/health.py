@@ -23,7 +23,7 @@ def split_hostport(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _exchange(address: str, payload: bytes, timeout_s: float, until: bytes | None = None) -> bytes:
+def exchange(address: str, payload: bytes, timeout_s: float, until: bytes | None = None) -> bytes:
     host, port = split_hostport(address)
     with socket.create_connection((host, port), timeout=timeout_s) as sock:
         sock.settimeout(timeout_s)
@@ -51,10 +51,10 @@ def problem(check: HealthCheck) -> str | None:
             with socket.create_connection((host, port), timeout=check.timeout_s):
                 return None
         if isinstance(check, RedisHealth):
-            reply = _exchange(check.redis, b"PING\r\n", check.timeout_s, until=b"\r\n")
+            reply = exchange(check.redis, b"PING\r\n", check.timeout_s, until=b"\r\n")
             return None if reply.startswith(b"+PONG") else f"redis at {check.redis} answered {reply[:60]!r}"
         if isinstance(check, ZooKeeperHealth):
-            text = _exchange(check.zookeeper, b"srvr", check.timeout_s).decode(errors="replace")
+            text = exchange(check.zookeeper, b"srvr", check.timeout_s).decode(errors="replace")
             for line in text.splitlines():
                 if line.startswith("Mode:") and line.split(":", 1)[1].strip() in _ZK_SERVING_MODES:
                     return None

@@ -109,22 +109,22 @@ def role_of(instance: ProcessInstance, timeout_s: float = 1.0) -> str | None:
     return str(role) if role is not None else None
 
 
-def _process_target(target: str, ctx: RunContext) -> ProcessTarget:
+def process_target(target: str, ctx: RunContext) -> ProcessTarget:
     group = ctx.stack.target(target)
     if not isinstance(group, ProcessTarget):
         raise TargetNotFoundError(f"target {target!r} is not a group of processes")
     return group
 
 
-def _current(target: str, ref: TargetRef, ctx: RunContext) -> ProcessInstance:
-    for instance in _process_target(target, ctx).instances:
+def current_instance(target: str, ref: TargetRef, ctx: RunContext) -> ProcessInstance:
+    for instance in process_target(target, ctx).instances:
         if instance.name == ref.id:
             return instance
     raise TargetNotFoundError(f"instance {ref.id!r} is no longer in target {target!r}")
 
 
 def _resolve_processes(target: str, selection: Selection | None, ctx: RunContext) -> list[TargetRef]:
-    group = _process_target(target, ctx)
+    group = process_target(target, ctx)
     chosen = select(group.instances, selection, ctx.rng, name_of=lambda i: i.name, role_of=role_of)
     down = [i.name for i in chosen if not is_running(i)]
     if down:
@@ -133,7 +133,7 @@ def _resolve_processes(target: str, selection: Selection | None, ctx: RunContext
 
 
 def _ensure_running(plan: FaultPlan, ref: TargetRef, ctx: RunContext, ready_timeout_s: float) -> dict[str, Any]:
-    instance = _current(plan.target, ref, ctx)
+    instance = current_instance(plan.target, ref, ctx)
     if is_running(instance):
         if instance.health is not None and problem(instance.health) is not None:
             wait_healthy(instance.health, ready_timeout_s)
@@ -150,8 +150,8 @@ def _ensure_running(plan: FaultPlan, ref: TargetRef, ctx: RunContext, ready_time
     return {"restarted": True, "pid": restarted.pid, "ready_after_s": round(waited, 3)}
 
 
-def _verify_running(plan: FaultPlan, ref: TargetRef, ctx: RunContext) -> dict[str, Any]:
-    instance = _current(plan.target, ref, ctx)
+def verify_running(plan: FaultPlan, ref: TargetRef, ctx: RunContext) -> dict[str, Any]:
+    instance = current_instance(plan.target, ref, ctx)
     if not is_running(instance) or instance.pid is None:
         raise FaultStillPresentError(f"{ref.id} is not running")
     if state_of(instance.pid) == "T":
@@ -162,7 +162,7 @@ def _verify_running(plan: FaultPlan, ref: TargetRef, ctx: RunContext) -> dict[st
 
 
 def _identified_pid(plan: FaultPlan, ref: TargetRef, ctx: RunContext) -> int:
-    instance = _current(plan.target, ref, ctx)
+    instance = current_instance(plan.target, ref, ctx)
     if instance.pid != ref.detail.get("pid") or not is_running(instance) or instance.pid is None:
         raise InjectionError(
             f"{ref.id} (pid {ref.detail.get('pid')}) is no longer the process we resolved; nothing signalled"
@@ -197,14 +197,16 @@ class ProcessKillInjector(Injector[ProcessKillSpec]):
             raise InjectionError(
                 f"{ref.id} (pid {pid}) still running {self.spec.exit_timeout_s}s after {self.spec.signal}"
             )
-        ctx.stack.replace_instance(plan.target, _current(plan.target, ref, ctx).model_copy(update={"pid": None}))
+        ctx.stack.replace_instance(
+            plan.target, current_instance(plan.target, ref, ctx).model_copy(update={"pid": None})
+        )
         return {"pid": pid, "signal": self.spec.signal, "exited_after_s": round(exited_after, 3)}
 
     def rollback_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
         return _ensure_running(plan, ref, ctx, self.spec.ready_timeout_s)
 
     def verify_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
-        return _verify_running(plan, ref, ctx)
+        return verify_running(plan, ref, ctx)
 
 
 class ProcessPauseSpec(FaultSpec):
@@ -235,7 +237,7 @@ class ProcessPauseInjector(Injector[ProcessPauseSpec]):
         return {"pid": pid, "signal": "SIGSTOP"}
 
     def rollback_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
-        instance = _current(plan.target, ref, ctx)
+        instance = current_instance(plan.target, ref, ctx)
         if instance.pid is not None and is_running(instance):
             os.kill(instance.pid, signal.SIGCONT)
             if instance.health is not None:
@@ -245,4 +247,4 @@ class ProcessPauseInjector(Injector[ProcessPauseSpec]):
         return _ensure_running(plan, ref, ctx, self.spec.ready_timeout_s)
 
     def verify_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
-        return _verify_running(plan, ref, ctx)
+        return verify_running(plan, ref, ctx)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import signal
@@ -11,12 +12,14 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
-import redis
+from redis.exceptions import RedisError
 
+from injectors.errors import FaultStillPresentError
 from injectors.health import problem
 from injectors.process import is_running, role_of, spawn, wait_exit
+from injectors.redis import RedisSet, redis_call
+from injectors.redis import address_of as redis_address_of
 from injectors.targets import (
     LinkInstance,
     LinkTarget,
@@ -25,10 +28,13 @@ from injectors.targets import (
     StackDescription,
 )
 from injectors.toxiproxy_api import ToxiproxyClient, ToxiproxyError
+from injectors.zookeeper import address_of as zookeeper_address_of
+from injectors.zookeeper import srvr_mode
 from tradingstack import topology
 from tradingstack.store import Store, connect
 
 STATE_FILE = "state.json"
+log = logging.getLogger("tradingstack.launcher")
 STOP_ORDER = ("gateway", "matcher", "toxiproxy", "zookeeper", "sentinel", "redis")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ZOOKEEPER_CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
@@ -132,50 +138,18 @@ def _check_links(description: StackDescription, links: list[LinkInstance]) -> No
         raise StackStartError("toxiproxy", f"proxies not up: {', '.join(missing)}")
 
 
-def _redis_info(address: str, *command: str) -> Any:
-    host, _, port = address.rpartition(":")
-    client: Any = redis.Redis(
-        host=host, port=int(port), socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True
+def _wait_sentinels(description: StackDescription, deadline: float) -> None:
+    """One primary, the one every Sentinel names; the replica in sync; every Sentinel sees its peers."""
+    targets = _process_targets(description)
+    redis_set = RedisSet(
+        nodes={i.name: redis_address_of(i) for i in targets["redis"].instances},
+        sentinels=tuple(redis_address_of(i) for i in targets["sentinel"].instances),
+        master=topology.SENTINEL_MASTER,
     )
     try:
-        return client.execute_command(*command)
-    finally:
-        client.close()
-
-
-def sentinel_problem(sentinel: ProcessInstance, replicas: int) -> str | None:
-    address = f"127.0.0.1:{sentinel.ports['client']}"
-    try:
-        fields = _redis_info(address, "SENTINEL", "MASTER", topology.SENTINEL_MASTER)  # redis-py makes it a dict
-    except (redis.RedisError, OSError) as exc:
-        return f"{sentinel.name}: {exc}"
-    if int(fields.get("num-slaves", 0)) < replicas or int(fields.get("num-other-sentinels", 0)) < 2:
-        return f"{sentinel.name} sees {fields.get('num-slaves')} replicas, {fields.get('num-other-sentinels')} peers"
-    return None
-
-
-def replication_problem(node: ProcessInstance) -> str | None:
-    try:
-        info = _redis_info(f"127.0.0.1:{node.ports['client']}", "INFO", "replication")
-    except (redis.RedisError, OSError) as exc:
-        return f"{node.name}: {exc}"
-    if info.get("role") == "slave" and info.get("master_link_status") != "up":
-        return f"{node.name}: replica link {info.get('master_link_status')}"
-    return None
-
-
-def _wait_sentinels(description: StackDescription, deadline: float) -> None:
-    """Every Sentinel names the primary and knows its replicas, and every replica is in sync."""
-    sentinels = _process_targets(description)["sentinel"].instances
-    nodes = _process_targets(description)["redis"].instances
-    while True:
-        problems = [p for p in (sentinel_problem(s, len(nodes) - 1) for s in sentinels) if p]
-        problems += [p for p in (replication_problem(n) for n in nodes) if p]
-        if not problems:
-            return
-        if time.monotonic() > deadline:
-            raise StackStartError("sentinel", f"Redis replication not settled in time: {problems[0]}")
-        time.sleep(0.1)
+        redis_set.wait_settled(max(0.0, deadline - time.monotonic()))
+    except FaultStillPresentError as exc:
+        raise StackStartError("sentinel", f"Redis replication not settled in time: {exc}") from exc
 
 
 def _wait_leader(matchers: list[ProcessInstance], deadline: float) -> None:
@@ -208,6 +182,10 @@ def _refuse_if_running(directory: Path) -> None:
         )
 
 
+START_ATTEMPTS = 3
+_PORT_TAKEN = ("address already in use", "bindexception")
+
+
 def start_stack(
     directory: Path,
     *,
@@ -220,8 +198,29 @@ def start_stack(
     """Start Redis, ZooKeeper, the matchers and a gateway; return the description written to state.json.
 
     Redis and ZooKeeper data are fresh every time. On any failure everything started is stopped
-    again and StackStartError names the component and carries the tail of its log.
+    again and StackStartError names the component and carries the tail of its log. Free ports are
+    chosen before the processes bind them; if another program takes one in between, the start is
+    tried again (up to START_ATTEMPTS times) with new ports.
     """
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            return _start_once(directory, profile, matchers, ports, timeout_s, session_timeout_s)
+        except StackStartError as exc:
+            taken = any(marker in f"{exc.reason}\n{exc.log_tail}".lower() for marker in _PORT_TAKEN)
+            if not taken or attempt == START_ATTEMPTS:
+                raise
+            log.warning("a port was taken before %s could bind it; starting again with new ports", exc.component)
+    raise AssertionError("unreachable")
+
+
+def _start_once(
+    directory: Path,
+    profile: str,
+    matchers: int,
+    ports: Mapping[str, int] | None,
+    timeout_s: float,
+    session_timeout_s: float,
+) -> StackDescription:
     directory = Path(directory).resolve()
     if profile not in topology.PROFILES:
         raise StackError(f"unknown profile {profile!r}; known: {', '.join(topology.PROFILES)}")
@@ -316,11 +315,24 @@ def stack_status(directory: Path) -> list[InstanceStatus]:
         target, instance = row
         running = is_running(instance)
         reason = "not running" if not running else problem(instance.health) if instance.health else None
-        role = role_of(instance) if running else None
+        role = _role(target, instance) if running else None
         return InstanceStatus(target, instance.name, instance.pid, running, reason is None, role, reason)
 
     with ThreadPoolExecutor(max_workers=max(1, len(rows))) as pool:
         return list(pool.map(check, rows)) + _link_status(state)
+
+
+def _role(target: str, instance: ProcessInstance) -> str | None:
+    """The live role: a service's (from its role URL), a Redis node's (primary or replica), a ZooKeeper server's."""
+    try:
+        if target == "redis":
+            role = dict(redis_call(redis_address_of(instance), "INFO", "replication")).get("role")
+            return {"master": "primary", "slave": "replica"}.get(str(role), role)
+        if target == "zookeeper":
+            return srvr_mode(zookeeper_address_of(instance))
+    except (RedisError, OSError):
+        return None
+    return role_of(instance)
 
 
 def _link_status(state: StackDescription) -> list[InstanceStatus]:

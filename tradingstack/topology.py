@@ -151,6 +151,9 @@ def redis_node_instance(directory: Path, name: str, port: int, replica_of: int |
     argv = [_executable("redis-server", "install it with apt-get install redis-server")]
     argv += ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"]
     argv += ["--dir", str(data), "--daemonize", "no"]
+    # DEBUG SLEEP (the redis.slow fault) needs DEBUG, which Redis 7 refuses by default; a replica's full sync
+    # starts at once instead of after 5 s spent waiting for more replicas that never come.
+    argv += ["--enable-debug-command", "local", "--repl-diskless-sync-delay", "0"]
     if replica_of is not None:
         argv += ["--replicaof", "127.0.0.1", str(replica_of)]
     return ProcessInstance(

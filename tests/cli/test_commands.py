@@ -62,7 +62,7 @@ def test_run_without_a_live_reference_stack_says_how_to_start_one(tmp_path: Path
         str(tmp_path / "runs"),
     )
     assert result.returncode == ExitCode.CANNOT_RUN
-    assert "chaos.py stack up --profile basic" in result.stderr
+    assert "chaos.py stack up --profile ha" in result.stderr
 
 
 @pytest.mark.slow

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tradingstack.launcher import REPO_ROOT, StackError, start_stack
+from injectors.targets import ProcessTarget
+from tradingstack import topology
+from tradingstack.launcher import REPO_ROOT, StackError, start_stack, stop_stack
 from tradingstack.topology import LOWEST_PORT, ephemeral_range, free_ports
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
@@ -83,3 +85,30 @@ def test_service_ports_are_distinct_free_and_outside_the_ephemeral_range() -> No
     for port in ports[:5]:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))  # still free to bind
+
+
+def test_a_port_taken_between_choosing_and_binding_is_chosen_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another program binds a chosen port before Redis does: the stack starts again on new ports."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        calls: list[int] = []
+
+        def first_one_taken(count: int) -> list[int]:
+            chosen = free_ports(count)
+            calls.append(count)
+            return [port, *chosen[1:]] if len(calls) == 1 else chosen  # the first port laid out is redis'
+
+        monkeypatch.setattr(topology, "free_ports", first_one_taken)
+        try:
+            description = start_stack(tmp_path / "stack")
+            redis = description.targets["redis"]
+            assert isinstance(redis, ProcessTarget)
+            assert redis.instances[0].ports["client"] != port
+        finally:
+            stop_stack(tmp_path / "stack")
+    assert len(calls) > 2  # laid out twice (each lay-out asks for service and link ports)
+    assert "Address already in use" in (tmp_path / "stack" / "logs" / "redis.log").read_text()

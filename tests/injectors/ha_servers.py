@@ -1,0 +1,150 @@
+"""Real HA servers for injector tests: a Redis primary + replica + 3 Sentinels, a 3-node ZooKeeper ensemble.
+
+Built with the reference stack's own builders (tradingstack.topology), started with `spawn`, and
+always stopped by PID — every process started here and every one an injector restarted into the
+LiveStack — so a failing test leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.context import EngineContext
+from engine.events import EventBus
+from engine.stack import LiveStack
+from injectors.base import FaultPlan, Injector
+from injectors.health import wait_healthy
+from injectors.process import is_running, spawn, wait_exit
+from injectors.redis import RedisSet
+from injectors.targets import ProcessInstance, ProcessTarget, StackDescription, Target
+from injectors.zookeeper import Ensemble
+from tradingstack.topology import (
+    SENTINEL_MASTER,
+    free_ports,
+    redis_node_instance,
+    sentinel_instance,
+    zookeeper_ensemble,
+)
+
+READY_TIMEOUT_S = 30.0
+
+
+def _start(instance: ProcessInstance, started: list[ProcessInstance]) -> ProcessInstance:
+    live = spawn(instance)
+    started.append(live)
+    return live
+
+
+def _ready(instances: list[ProcessInstance]) -> None:
+    for instance in instances:
+        assert instance.health is not None
+        wait_healthy(instance.health, READY_TIMEOUT_S)
+
+
+def start_redis(directory: Path, started: list[ProcessInstance]) -> dict[str, Target]:
+    """redis-1 (primary), redis-2 (its replica) and sentinel-1..3, as the launcher's `ha` profile lays them out."""
+    primary_port, replica_port, *sentinel_ports = free_ports(5)
+    nodes = []
+    for name, port, replica_of in (("redis-1", primary_port, None), ("redis-2", replica_port, primary_port)):
+        nodes.append(_start(redis_node_instance(directory, name, port, replica_of), started))
+    _ready(nodes)
+    sentinels = [
+        _start(sentinel_instance(directory, f"sentinel-{n}", port, primary_port), started)
+        for n, port in enumerate(sentinel_ports, start=1)
+    ]
+    _ready(sentinels)
+    targets: dict[str, Target] = {
+        "redis": ProcessTarget(description="Redis primary and replica", instances=nodes),
+        "sentinel": ProcessTarget(description="Redis Sentinels", instances=sentinels),
+    }
+    # Sentinels find the replica and each other within a few seconds (hello messages every 2 s).
+    redis_set(LiveStack(StackDescription(name="ha-start", targets=targets), None)).wait_settled(READY_TIMEOUT_S)
+    return targets
+
+
+def start_zookeeper(directory: Path, started: list[ProcessInstance]) -> dict[str, Target]:
+    """zookeeper-1..3 on loopback, started together (none is serving before a quorum is up)."""
+    ports = free_ports(9)
+    triples = [(ports[i], ports[i + 1], ports[i + 2]) for i in range(0, 9, 3)]
+    nodes = [_start(node, started) for node in zookeeper_ensemble(directory, triples)]
+    _ready(nodes)
+    return {"zookeeper": ProcessTarget(description="ZooKeeper ensemble", instances=nodes)}
+
+
+def stop(instances: list[ProcessInstance]) -> None:
+    """SIGKILL (after SIGCONT, in case it is frozen) every instance still running as recorded; reap our children."""
+    for instance in instances:
+        if instance.pid is not None and is_running(instance):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(instance.pid, signal.SIGCONT)
+                os.kill(instance.pid, signal.SIGKILL)
+            wait_exit(instance.pid, 10)
+
+
+def processes(stack: LiveStack) -> list[ProcessInstance]:
+    return [
+        i for group in stack.description.targets.values() if isinstance(group, ProcessTarget) for i in group.instances
+    ]
+
+
+@contextlib.contextmanager
+def ha_stack(directory: Path, *, redis: bool = False, zookeeper: bool = False) -> Iterator[LiveStack]:
+    """A LiveStack of the chosen server sets, running until the block ends (then every process is killed)."""
+    (directory / "logs").mkdir(parents=True, exist_ok=True)
+    started: list[ProcessInstance] = []
+    live: LiveStack | None = None
+    try:
+        targets: dict[str, Target] = {}
+        if redis:
+            targets |= start_redis(directory, started)
+        if zookeeper:
+            targets |= start_zookeeper(directory, started)
+        live = LiveStack(StackDescription(name="ha-test", profile="ha", targets=targets), directory / "state.json")
+        yield live
+    finally:
+        stop(started + (processes(live) if live is not None else []))
+
+
+def started(tmp_path_factory: pytest.TempPathFactory, **which: bool) -> Iterator[LiveStack]:
+    """Body of a module-scoped fixture: `yield from started(tmp_path_factory, redis=True)`."""
+    with ha_stack(tmp_path_factory.mktemp("-".join(which)), **which) as live:
+        yield live
+
+
+def healthy(stack: LiveStack, timeout_s: float = 30) -> LiveStack:
+    """Wait until every HA set of the stack is healthy again, whichever node now leads; returns the stack."""
+    if "redis" in stack.description.targets:
+        redis_set(stack).wait_settled(timeout_s)
+    if "zookeeper" in stack.description.targets:
+        ensemble(stack).wait_healthy(timeout_s)
+    return stack
+
+
+def plan_for(injector: Injector[Any], stack: LiveStack, target: str) -> FaultPlan:
+    refs = injector.resolve(target, None, ctx_for(stack))
+    return FaultPlan(kind=injector.kind, target=target, params=injector.spec.model_dump(), targets=refs)
+
+
+def ctx_for(stack: LiveStack, seed: int = 7) -> EngineContext:
+    return EngineContext("ha-test", stack, seed=seed, bus=EventBus())
+
+
+def instance(stack: LiveStack, target: str, name: str) -> ProcessInstance:
+    group = stack.target(target)
+    assert isinstance(group, ProcessTarget)
+    return next(i for i in group.instances if i.name == name)
+
+
+def redis_set(stack: LiveStack) -> RedisSet:
+    return RedisSet.of("redis", "sentinel", SENTINEL_MASTER, ctx_for(stack))
+
+
+def ensemble(stack: LiveStack) -> Ensemble:
+    return Ensemble.of("zookeeper", ctx_for(stack))
