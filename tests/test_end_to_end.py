@@ -111,3 +111,29 @@ def test_redis_link_latency_shows_in_order_latency_during_exactly_the_fault_wind
 
     html = (journal_path.parent / "report.html").read_text()
     assert "network.latency" in html and "Latency, POST /orders" in html
+
+
+def test_redis_primary_loss_on_the_ha_stack_meets_its_rto_and_journals_the_failover(tmp_path: Path) -> None:
+    shipped = (ROOT / "experiments" / "redis-primary-loss.yaml").read_text()
+    short = (
+        shipped.replace("duration: 50s", "duration: 35s")
+        .replace("at: 15s", "at: 9s")
+        .replace("duration: 15s ", "duration: 8s ")
+        .replace("users: 20", "users: 12")
+        .replace("min: 20", "min: 10")
+        .replace("locustfile: ../loadgen/trading.py", f"locustfile: {ROOT / 'loadgen' / 'trading.py'}")
+    )
+    assert "duration: 35s" in short and "at: 9s" in short and "duration: 8s " in short
+    journal_path = run_passing(tmp_path, "redis-primary-loss.yaml", short)
+    journal = load_journal(journal_path)
+
+    (fault,) = journal.faults
+    assert fault.kind == "redis.kill_primary" and fault.status == "rolled_back"
+    assert fault.plan is not None and [t.id for t in fault.plan.targets] == ["redis-1"]  # the primary at start
+    # Sentinel needs down-after (1 s) plus its own election: a promotion faster than that was not a failover.
+    assert 1.0 < fault.measured["promoted_after_s"] < 10
+    assert fault.recovery is not None and fault.recovery.rto_s is not None and fault.recovery.rto_s <= 15
+    assert [(o.name, o.met) for o in journal.objectives] == [("rto", True)]
+    assert all(v.ok for v in fault.verify)  # the old primary rejoined as a replica of the new one
+    html = (journal_path.parent / "report.html").read_text()
+    assert "Promoted after" in html
