@@ -101,14 +101,18 @@ def _executable(name: str, hint: str) -> str:
 
 
 def redis_instance(directory: Path, port: int) -> ProcessInstance:
-    argv = [_executable("redis-server", "install it with apt-get install redis-server")]
-    argv += ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"]
-    argv += ["--dir", str(directory / "redis"), "--daemonize", "no"]
+    """The basic profile's single Redis server."""
+    return redis_node_instance(directory, "redis", port)
+
+
+def _redis_process(directory: Path, name: str, port: int, argv: list[str]) -> ProcessInstance:
+    """A redis-server process (a data node or a Sentinel) answering PING on `port`."""
+    program = _executable("redis-server", "install it with apt-get install redis-server")
     return ProcessInstance(
-        name="redis",
-        argv=argv,
+        name=name,
+        argv=[program, *argv],
         cwd=str(directory),
-        log=str(directory / "logs" / "redis.log"),
+        log=str(directory / "logs" / f"{name}.log"),
         health=RedisHealth(redis=f"127.0.0.1:{port}"),
         ports={"client": port},
     )
@@ -148,22 +152,14 @@ def redis_node_instance(directory: Path, name: str, port: int, replica_of: int |
     """One Redis server of a replicated set, with its own data directory (kept across restarts)."""
     data = directory / "redis" / name
     data.mkdir(parents=True, exist_ok=True)
-    argv = [_executable("redis-server", "install it with apt-get install redis-server")]
-    argv += ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"]
+    argv = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"]
     argv += ["--dir", str(data), "--daemonize", "no"]
     # DEBUG SLEEP (the redis.slow fault) needs DEBUG, which Redis 7 refuses by default; a replica's full sync
     # starts at once instead of after 5 s spent waiting for more replicas that never come.
     argv += ["--enable-debug-command", "local", "--repl-diskless-sync-delay", "0"]
     if replica_of is not None:
         argv += ["--replicaof", "127.0.0.1", str(replica_of)]
-    return ProcessInstance(
-        name=name,
-        argv=argv,
-        cwd=str(directory),
-        log=str(directory / "logs" / f"{name}.log"),
-        health=RedisHealth(redis=f"127.0.0.1:{port}"),
-        ports={"client": port},
-    )
+    return _redis_process(directory, name, port, argv)
 
 
 def sentinel_instance(directory: Path, name: str, port: int, primary_port: int, quorum: int = 2) -> ProcessInstance:
@@ -180,15 +176,7 @@ def sentinel_instance(directory: Path, name: str, port: int, primary_port: int, 
         f"sentinel failover-timeout {SENTINEL_MASTER} {SENTINEL_FAILOVER_TIMEOUT_MS}\n"
         f"sentinel parallel-syncs {SENTINEL_MASTER} 1\n"
     )
-    argv = [_executable("redis-server", "install it with apt-get install redis-server"), str(config), "--sentinel"]
-    return ProcessInstance(
-        name=name,
-        argv=argv,
-        cwd=str(directory),
-        log=str(directory / "logs" / f"{name}.log"),
-        health=RedisHealth(redis=f"127.0.0.1:{port}"),
-        ports={"client": port},
-    )
+    return _redis_process(directory, name, port, [str(config), "--sentinel"])
 
 
 def zookeeper_ensemble(directory: Path, ports: list[tuple[int, int, int]]) -> list[ProcessInstance]:

@@ -13,7 +13,7 @@ import pytest
 from engine.errors import ExitCode
 from injectors.toxiproxy_api import ToxiproxyClient
 from tests.engine.fakes import run_fake
-from tests.helpers import ROOT, chaos
+from tests.helpers import ROOT, chaos, listening_url
 
 
 def test_report_renders_again_from_a_journal(tmp_path: Path) -> None:
@@ -99,10 +99,7 @@ def test_proxy_serve_answers_the_toxiproxy_api_and_stops_cleanly_on_sigterm(tmp_
         text=True,
     )
     try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline().strip()
-        assert first.startswith("listening on 127.0.0.1:"), first
-        client = ToxiproxyClient(f"http://{first.rsplit(' ', 1)[1]}")
+        client = ToxiproxyClient(listening_url(proc))
         assert client.version() and list(client.proxies()) == ["p1"]
     finally:
         proc.send_signal(signal.SIGTERM)

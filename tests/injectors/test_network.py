@@ -52,7 +52,7 @@ from injectors.targets import (
     ToxiproxyEndpoint,
 )
 from injectors.toxiproxy_api import ToxiproxyClient, ToxiproxyError
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, free_port, listening_url
 
 
 class _Echo(socketserver.BaseRequestHandler):
@@ -78,14 +78,11 @@ def toxiproxy() -> Iterator[str]:
         [sys.executable, "-m", "chaosproxy", "serve", "--host", "127.0.0.1", "--port", "0"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.DEVNULL,  # its log; an unread pipe could fill and stall it
         text=True,
     )
     try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline().strip()
-        assert first.startswith("listening on 127.0.0.1:"), first
-        yield f"http://{first.rsplit(' ', 1)[-1]}"
+        yield listening_url(proc)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)

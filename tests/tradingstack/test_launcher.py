@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from injectors.targets import ProcessTarget
+from tests.helpers import require_programs
 from tradingstack import topology
 from tradingstack.launcher import REPO_ROOT, StackError, start_stack, stop_stack
 from tradingstack.topology import LOWEST_PORT, ephemeral_range, free_ports
@@ -33,12 +33,7 @@ def _processes_mentioning(text: str) -> list[int]:
 
 
 def test_a_component_that_cannot_start_is_named_and_everything_else_stopped(tmp_path: Path) -> None:
-    for binary in ("redis-server", "java"):
-        if shutil.which(binary) is None:
-            message = f"{binary} is not installed here"
-            if os.environ.get("CI") == "true":
-                pytest.fail(message)
-            pytest.skip(message)
+    require_programs("redis-server", "java")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from injectors.health import problem, wait_healthy
 from injectors.process import is_running, reap, role_of, spawn
 from injectors.targets import LinkTarget, ProcessInstance, ProcessTarget, StackDescription
 from injectors.toxiproxy_api import ToxiproxyClient
+from tests.helpers import require_programs
 from tradingstack.launcher import (
     REPO_ROOT,
     StackRunningError,
@@ -45,12 +45,7 @@ _http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One reference stack for the whole module, always stopped at the end."""
-    for binary in ("redis-server", "java"):
-        if shutil.which(binary) is None:
-            message = f"{binary} is not installed here"
-            if os.environ.get("CI") == "true":
-                pytest.fail(message)
-            pytest.skip(message)
+    require_programs("redis-server", "java")
     directory = tmp_path_factory.mktemp("stack")
     started = time.monotonic()
     try:
