@@ -9,6 +9,8 @@ Environment overrides:
   ``SYMBOL:PRICE`` (e.g. ``600000:7.80,000001``); a symbol without a known price trades near 10.00.
   Default: the five symbols of the reference stack with their reference prices.
 * ``TRADING_ACCOUNTS``: how many accounts to use, ``ACC0001`` to ``ACCnnnn`` (default 100).
+* ``CHAOS_LEDGER_DIR``: a directory for the acknowledgement ledger (loadgen/ledger.py, docs/contracts.md
+  section 4): each process appends every acknowledged order (201) and cancel (200) to its own file there.
 
 Failures: a 5xx, any other unexpected status and a connection error or timeout are failures, named
 ``HTTP <status>`` or after the exception. A 404/409 answering the cancel of an order that has just
@@ -20,12 +22,15 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import time
 import uuid
 from collections.abc import Collection
 from typing import Any
 
 from locust import between, task
 from locust.contrib.fasthttp import FastHttpUser, ResponseContextManager
+
+from loadgen.ledger import Ledger
 
 REFERENCE_PRICES_CENTS: dict[str, int] = {
     "600000": 780,
@@ -81,6 +86,8 @@ ACCOUNTS = _accounts_from_env(os.environ.get("TRADING_ACCOUNTS", "100"))
 # client_order_id = this process's random prefix + a counter: unique across workers and restarts.
 _CLIENT_ORDER_PREFIX = uuid.uuid4().hex[:10]
 _client_order_ids = itertools.count(1)
+# Disabled (every call returns at once) unless CHAOS_LEDGER_DIR is set; opens its file per process.
+LEDGER = Ledger.from_env()
 
 
 def limit_price_cents(reference_cents: int, side: str, aggressiveness: float) -> int:
@@ -116,7 +123,10 @@ class _Trader(FastHttpUser):
             "client_order_id": f"{_CLIENT_ORDER_PREFIX}-{next(_client_order_ids)}",
         }
         with self.client.post("/orders", json=body, name=ORDERS, catch_response=True) as resp:
+            arrived = time.time()
             order = _judge(resp, ok=(201,))
+        if order is not None:
+            LEDGER.ack(order, body, arrived)
         if order is not None and order.get("status") not in TERMINAL_STATUSES:
             self.open_orders.append(str(order["order_id"]))
         return order
@@ -125,7 +135,10 @@ class _Trader(FastHttpUser):
         # 404/409: the order filled or was cancelled while we decided; normal on a live book. The
         # order is forgotten even when the cancel failed, so a dead gateway cannot trap a loop here.
         with self.client.delete(f"/orders/{order_id}", name=CANCEL, catch_response=True) as resp:
+            arrived = time.time()
             _judge(resp, ok=(200,), benign=(404, 409))
+        if resp.status_code == 200:  # acknowledged, even if its body were not the order
+            LEDGER.cancel(order_id, arrived)
         self._forget(order_id)
 
     def query_order(self, order_id: str) -> None:

@@ -2,7 +2,8 @@
 
 Run as a script; it binds 127.0.0.1 on a free port and prints ``PORT <n>`` on its first line.
 ``--fail-every N`` answers every Nth POST /orders with 503; ``--slow-ms M`` delays every
-GET /accounts/{id} by M ms.
+GET /accounts/{id} by M ms. ``GET /_acknowledged`` answers what it acknowledged so far:
+``{"orders": [the body of every 201, as sent], "cancels": [the order_id of every 200 on DELETE]}``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class Gateway:
         self.posts = itertools.count(1)
         self.ids = itertools.count(1)
         self.orders: dict[str, dict[str, Any]] = {}
+        self.acked: list[dict[str, Any]] = []  # every 201 body, as sent
+        self.cancels: list[str] = []  # every order_id a DELETE answered 200 for
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -38,6 +41,7 @@ class Gateway:
         app.router.add_get("/orders/{order_id}", self.order)
         app.router.add_get("/accounts/{account}", self.account)
         app.router.add_get("/health", self.health)
+        app.router.add_get("/_acknowledged", self.acknowledged)
         return app
 
     async def place(self, request: web.Request) -> web.Response:
@@ -73,6 +77,7 @@ class Gateway:
             "fills": [],
         }
         self.orders[order_id] = order
+        self.acked.append(dict(order))
         return web.json_response(order, status=201)
 
     async def cancel(self, request: web.Request) -> web.Response:
@@ -82,6 +87,7 @@ class Gateway:
         if order["status"] in ("filled", "cancelled"):
             return web.json_response({"error": f"order is {order['status']}"}, status=409)
         order["status"] = "cancelled"
+        self.cancels.append(order["order_id"])
         return web.json_response(order)
 
     async def order(self, request: web.Request) -> web.Response:
@@ -101,6 +107,9 @@ class Gateway:
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "leader": "fake"})
+
+    async def acknowledged(self, request: web.Request) -> web.Response:
+        return web.json_response({"orders": self.acked, "cancels": self.cancels})
 
 
 async def serve(gateway: Gateway) -> None:

@@ -1,0 +1,170 @@
+"""The acknowledgement ledger: every order and cancel the gateway acknowledged, as append-only JSON Lines.
+
+After a chaos run the engine checks that every order the gateway acknowledged (201) still exists as
+acknowledged. The load generator is the only party that knows what the gateway promised, so each Locust
+process that places orders appends what it was told to its own file. The format is section 4 of
+docs/contracts.md.
+
+Enabled by the environment variable ``CHAOS_LEDGER_DIR`` (a directory, created if missing); without it
+every method returns at once. Each process writes ``<dir>/<source_id>.jsonl``, ``source_id`` being
+``hostname:pid`` exactly as the ``src`` of the metrics stream (loadgen/metrics_plugin.py). The file is
+opened on the first record, so a process that places no orders (a Locust master) leaves no file, and it
+is reopened after a fork (``locust --processes``), so no two processes share a file.
+
+Durability: each record is one ``os.write`` of one whole line on an ``O_APPEND`` descriptor; nothing is
+buffered in the process. A process killed with SIGKILL leaves only whole lines, except at worst a torn
+last line (a write the kernel had not finished), and every line written before is in the kernel's page
+cache, so it survives the process (not a power cut: the file is never fsynced). Several greenlets or
+threads may record at once: an ``O_APPEND`` write to a regular local file moves the file offset and
+writes its bytes as one step, so lines never interleave. Records in one file are in the order their
+acknowledgements were processed.
+
+This module must stay free of Locust and gevent: the engine may import it to read the format.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = [
+    "ACK",
+    "ACK_KEYS",
+    "CANCEL",
+    "CANCEL_KEYS",
+    "LEDGER_DIR_ENV",
+    "Ledger",
+    "source_id",
+]
+
+LEDGER_DIR_ENV = "CHAOS_LEDGER_DIR"
+ACK = "ack"
+CANCEL = "cancel"
+ACK_KEYS = (
+    "ev",
+    "t",
+    "order_id",
+    "client_order_id",
+    "account",
+    "symbol",
+    "side",
+    "qty",
+    "price",
+    "status",
+    "filled_qty",
+    "ack_at",
+)
+CANCEL_KEYS = ("ev", "t", "order_id")
+UNKNOWN_STATUS = "unknown"  # only if a 201 answer lacks "status" (a gateway outside the contract)
+
+
+def source_id() -> str:
+    """Return ``hostname:pid`` of this process, the same as ``loadgen.metrics_plugin.source_id()``.
+
+    Not imported from there: loaded by Locust as a locustfile, the plugin is the module ``metrics_plugin``,
+    and importing it again as ``loadgen.metrics_plugin`` would register its Locust listeners twice.
+    """
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Ledger:
+    """Appends ``ack`` and ``cancel`` records to this process's ledger file; a no-op without a directory."""
+
+    def __init__(self, directory: str | os.PathLike[str] | None, clock: Callable[[], float] = time.time) -> None:
+        self.directory = os.fspath(directory) if directory else None
+        self._clock = clock
+        self._fd: int | None = None
+        self._pid = 0  # the process that opened _fd: a forked child opens its own file
+        self._path: str | None = None
+        self._lock = threading.Lock()  # guards opening only; writes need no lock
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Ledger:
+        """Return a ledger writing under ``$CHAOS_LEDGER_DIR``, or a disabled one when it is unset or empty."""
+        return cls((os.environ if environ is None else environ).get(LEDGER_DIR_ENV))
+
+    @property
+    def enabled(self) -> bool:
+        return self.directory is not None
+
+    @property
+    def path(self) -> str | None:
+        """This process's ledger file once it has written a record, else None."""
+        return self._path if self._fd is not None and self._pid == os.getpid() else None
+
+    def ack(self, answer: Mapping[str, Any], request: Mapping[str, Any], t: float | None = None) -> None:
+        """Record an acknowledged order: ``answer`` is the 201's JSON object, ``request`` the body sent.
+
+        ``t`` is when the 201 arrived (default: now). Values come from the answer, else from the request;
+        an answer without ``order_id`` cannot be checked later and raises ValueError.
+        """
+        if self.directory is None:
+            return
+        order_id = answer.get("order_id")
+        if order_id is None:
+            raise ValueError(f"a 201 answer without order_id cannot go into the ledger: {dict(answer)!r}")
+
+        def value(key: str, default: Any = None) -> Any:
+            found = answer.get(key)
+            return found if found is not None else request.get(key, default)
+
+        client_order_id = value("client_order_id")
+        ack_at = answer.get("ack_at")
+        self._write(
+            {
+                "ev": ACK,
+                "t": self._clock() if t is None else t,
+                "order_id": str(order_id),
+                "client_order_id": None if client_order_id is None else str(client_order_id),
+                "account": str(value("account")),
+                "symbol": str(value("symbol")),
+                "side": str(value("side")),
+                "qty": int(value("qty")),
+                "price": float(value("price")),
+                "status": str(answer.get("status") or UNKNOWN_STATUS),
+                "filled_qty": int(answer.get("filled_qty") or 0),
+                "ack_at": None if ack_at is None else float(ack_at),
+            }
+        )
+
+    def cancel(self, order_id: str, t: float | None = None) -> None:
+        """Record an acknowledged cancel (200 on DELETE /orders/{order_id}); ``t``: when it arrived."""
+        if self.directory is None:
+            return
+        self._write({"ev": CANCEL, "t": self._clock() if t is None else t, "order_id": str(order_id)})
+
+    def close(self) -> None:
+        """Close this process's file (a later record opens it again)."""
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def _write(self, record: dict[str, Any]) -> None:
+        fd = self._fd if self._pid == os.getpid() else None
+        if fd is None:
+            fd = self._open()
+        data = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        written = os.write(fd, data)
+        while written < len(data):  # only on a full disk or a signal: the line may then be torn
+            written += os.write(fd, data[written:])
+
+    def _open(self) -> int:
+        with self._lock:
+            pid = os.getpid()
+            if self._fd is not None and self._pid == pid:
+                return self._fd
+            if self._fd is not None:  # inherited across a fork: the parent keeps writing to it
+                os.close(self._fd)
+                self._fd = None
+            assert self.directory is not None
+            os.makedirs(self.directory, exist_ok=True)
+            path = os.path.join(self.directory, f"{source_id()}.jsonl")
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._pid, self._path = pid, path
+            return self._fd
