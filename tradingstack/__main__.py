@@ -9,8 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+from redis.exceptions import RedisError
+
 from injectors.process import role_of
 from injectors.targets import ProcessTarget
+from tradingstack.audit import run_audit
 from tradingstack.launcher import (
     StackError,
     StackStartError,
@@ -20,6 +23,7 @@ from tradingstack.launcher import (
     status_dicts,
     stop_stack,
 )
+from tradingstack.store import StoreError
 from tradingstack.topology import PROFILES
 
 
@@ -51,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show every instance; exit 0 only if all are healthy")
     status.add_argument("--dir", type=Path, required=True)
     status.add_argument("--json", action="store_true")
+    audit = commands.add_parser("audit", help="check the stack's data invariants on its Redis state; JSON out")
+    audit.add_argument("--dir", type=Path, required=True)
     return parser
 
 
@@ -116,10 +122,24 @@ def _status(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+def _audit(args: argparse.Namespace) -> int:
+    state = read_state(args.dir)
+    if state is None:
+        print(f"no state.json in {args.dir}: is the stack up?", file=sys.stderr)
+        return 1
+    try:
+        report = run_audit(state.endpoints["redis"])
+    except (StoreError, RedisError, OSError) as exc:
+        print(f"audit failed: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `stack status | head` ends quietly, like any Unix tool
-    return {"up": _up, "down": _down, "status": _status}[args.command](args)
+    return {"up": _up, "down": _down, "status": _status, "audit": _audit}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,8 @@ ID_BLOCK = 1000
 MAX_BATCH = 500
 # Client order ids remembered by a leader for idempotent retries (older ones are looked up in Redis).
 MAX_REMEMBERED_CLIENT_IDS = 200_000
+# --unsafe-ack: orders are acknowledged at once and written this often (write-behind). Deliberately lossy.
+UNSAFE_WRITE_BEHIND_S = 0.5
 
 
 class NotLeaderError(Exception):
@@ -82,8 +84,9 @@ class MatchingEngine:
     So a slow Redis link adds its round trip to each order's latency without dividing throughput.
     """
 
-    def __init__(self, name: str, url: str, store: Store, session: ZooKeeperSession) -> None:
+    def __init__(self, name: str, url: str, store: Store, session: ZooKeeperSession, unsafe_ack: bool = False) -> None:
         self.name = name
+        self.unsafe_ack = unsafe_ack
         self.store = store
         self.session = session
         self.redis = RedisWatch(store)
@@ -233,6 +236,8 @@ class MatchingEngine:
         if earlier is not None:  # the same client order id again: the first one's answer, fresh from Redis
             first = await asyncio.shield(earlier)
             return await self.store.get_order(int(first["order_id"])) or first
+        if self.unsafe_ack:
+            return commit.answer  # acknowledged before Redis holds it: lost if this process dies now
         return await asyncio.shield(commit.done)
 
     async def cancel(self, order_id: int) -> dict[str, Any]:
@@ -292,6 +297,8 @@ class MatchingEngine:
 
     async def _commit_loop(self) -> None:
         while self._queue:
+            if self.unsafe_ack:
+                await asyncio.sleep(UNSAFE_WRITE_BEHIND_S)
             batch = [self._queue.popleft() for _ in range(min(MAX_BATCH, len(self._queue)))]
             try:
                 await self._fenced(self.store.apply(batch[0].epoch, [op for c in batch for op in c.ops]))
@@ -373,7 +380,9 @@ async def run(argv: list[str] | None = None) -> None:
     configure_logging(args.name)
     store = Store(connect(args.redis))
     session = ZooKeeperSession(args.zookeeper, args.session_timeout)
-    engine = MatchingEngine(args.name, f"http://127.0.0.1:{args.port}", store, session)
+    engine = MatchingEngine(args.name, f"http://127.0.0.1:{args.port}", store, session, unsafe_ack=args.unsafe_ack)
+    if args.unsafe_ack:
+        log.warning("--unsafe-ack: orders are acknowledged before they are persisted; a crash loses them")
     watch = asyncio.create_task(engine.redis.run())
     session.start()
     engine.election.start()

@@ -34,6 +34,11 @@ def parse_args(prog: str, description: str, argv: list[str] | None) -> argparse.
     parser.add_argument("--zookeeper", required=True, help="ZooKeeper host:port[,host:port...]")
     parser.add_argument("--session-timeout", type=float, default=2.0, help="ZooKeeper session timeout (s)")
     parser.add_argument(
+        "--unsafe-ack",
+        action="store_true",
+        help="matching engine: acknowledge orders BEFORE persisting them (write-behind): loses orders on a crash",
+    )
+    parser.add_argument(
         "--route",
         action="append",
         default=[],

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError, WatchError
 
@@ -23,12 +24,15 @@ from tradingstack.orders import (
     cents_to_price,
 )
 
+log = logging.getLogger("tradingstack.store")
 EPOCH_KEY = "ts:epoch"
 ORDER_SEQ_KEY = "ts:order_seq"
 SEEDED_KEY = "ts:seeded"
 FILLS_LOG_KEY = "ts:fills"
 OPEN_STATUSES = ("new", "partially_filled")
 SENTINEL_SCHEME = "sentinel://"
+# How long an acknowledgement waits for a replica to confirm a batch (ha profile).
+REPLICA_WAIT_MS = 50
 
 
 def order_key(order_id: int) -> str:
@@ -254,6 +258,9 @@ class Store:
     def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
         self._r: Any = client  # redis-py's command return types are unions of bytes and str
+        # A Sentinel-managed primary replicates asynchronously; waiting for one replica before an
+        # acknowledgement means a failover cannot lose what was acknowledged (semi-synchronous).
+        self.wait_replicas = 1 if isinstance(client.connection_pool, SentinelConnectionPool) else 0
         self._reserve_ids = client.register_script(_RESERVE_IDS_LUA)
         self._apply = client.register_script(_APPLY_LUA)
         self._seed = client.register_script(_SEED_LUA)
@@ -294,7 +301,18 @@ class Store:
         if not ops:
             return
         with _translated():
-            await self._apply(keys=[EPOCH_KEY], args=[epoch, json.dumps(ops)])
+            if not self.wait_replicas:
+                await self._apply(keys=[EPOCH_KEY], args=[epoch, json.dumps(ops)])
+                return
+            # WAIT covers the writes of its own connection: send both on one (a pipeline).
+            async with self._r.pipeline(transaction=False) as pipe:
+                await self._apply(keys=[EPOCH_KEY], args=[epoch, json.dumps(ops)], client=pipe)  # queued
+                pipe.execute_command("WAIT", self.wait_replicas, REPLICA_WAIT_MS)
+                _, replicated = await pipe.execute()
+            if int(replicated) < self.wait_replicas:
+                # No replica in sync (e.g. the old primary has not rejoined after a failover): the write
+                # is on the primary only. Acknowledge it — refusing would stop all trading — and say so.
+                log.warning("batch acknowledged without a replica: durability degraded until one rejoins")
 
     async def find_client_order(self, account: str, client_order_id: str) -> int | None:
         with _translated():

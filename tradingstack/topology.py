@@ -304,9 +304,11 @@ def service_instance(
     zookeeper: str,
     session_timeout_s: float,
     routes: Mapping[str, str] | None = None,
+    extra: list[str] | None = None,
 ) -> ProcessInstance:
     argv = [sys.executable, "-m", module, "--name", name, "--port", str(port)]
     argv += ["--redis", redis, "--zookeeper", zookeeper, "--session-timeout", str(session_timeout_s)]
+    argv += extra or []
     for target, address in (routes or {}).items():
         argv += ["--route", f"{target}={address}"]
     url = f"http://127.0.0.1:{port}"
@@ -337,6 +339,8 @@ class Layout:
 PROFILES = {
     "basic": "one Redis, one ZooKeeper server, every link proxied",
     "ha": "Redis primary + replica + 3 Sentinels, a 3-node ZooKeeper ensemble; ZooKeeper and order links proxied",
+    "lossy": "basic, but the matching engines acknowledge orders before persisting them (write-behind): "
+    "deliberately unsafe, to prove that the integrity checks catch lost orders",
 }
 
 
@@ -344,7 +348,7 @@ def _middleware(
     directory: Path, profile: str, port: Mapping[str, int]
 ) -> tuple[list[tuple[str, str, list[ProcessInstance]]], dict[str, list[tuple[str, str]]], str, str]:
     """Redis and ZooKeeper for a profile: (targets to start, servers to link to, redis endpoint, zk endpoint)."""
-    if profile == "basic":
+    if profile in ("basic", "lossy"):
         redis, zookeeper = redis_instance(directory, port["redis"]), zookeeper_instance(directory, port["zookeeper"])
         redis_address, zk_address = f"127.0.0.1:{port['redis']}", f"127.0.0.1:{port['zookeeper']}"
         targets = [
@@ -381,7 +385,7 @@ def port_names(profile: str, matchers: list[str]) -> list[str]:
     """The names `--port NAME=PORT` accepts for a profile."""
     middleware = (
         ["redis", "zookeeper"]
-        if profile == "basic"
+        if profile in ("basic", "lossy")
         else [
             "redis-1",
             "redis-2",
@@ -427,6 +431,7 @@ def lay_out(directory: Path, profile: str, matchers: int, ports: Mapping[str, in
             redis_for(name),
             via(links, "matcher->zookeeper", name),
             session_timeout_s,
+            extra=["--unsafe-ack"] if profile == "lossy" else None,
         )
         for name in matcher_names
     ]

@@ -5,19 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
 import signal
-import socket
-import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import pytest
 
-from injectors.health import wait_healthy
-from injectors.targets import RedisHealth
+from tests.helpers import free_port
 from tradingstack.book import OrderBook
 from tradingstack.orders import ACCOUNTS, SEED_CASH_CENTS, SEED_SHARES, SYMBOLS, OrderRequest, Side
 from tradingstack.store import (
@@ -35,34 +30,6 @@ from tradingstack.store import (
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 T = TypeVar("T")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    """A private redis-server on a free loopback port: ("127.0.0.1:P", pid)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        message = "redis-server is not installed (apt-get install redis-server)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    port = _free_port()
-    data: Path = tmp_path_factory.mktemp("redis")
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen([*argv, "--dir", str(data)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        wait_healthy(RedisHealth(redis=f"127.0.0.1:{port}"), timeout_s=10)
-        yield f"127.0.0.1:{port}", proc.pid
-    finally:
-        proc.send_signal(signal.SIGCONT)
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def _run(redis_server: tuple[str, int], body: Callable[[Store], Awaitable[T]]) -> T:
@@ -254,7 +221,7 @@ def test_fills_conserve_cash_and_shares(redis_server: tuple[str, int], seed: int
 
 def test_an_unreachable_redis_fails_fast() -> None:
     async def body() -> float:
-        store = Store(connect(f"127.0.0.1:{_free_port()}"))
+        store = Store(connect(f"127.0.0.1:{free_port()}"))
         started = time.monotonic()
         try:
             with pytest.raises(StoreUnavailableError):

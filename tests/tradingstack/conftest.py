@@ -1,0 +1,33 @@
+"""Fixtures shared by the reference stack's tests."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from injectors.health import wait_healthy
+from injectors.targets import RedisHealth
+from tests.helpers import free_port, require_programs
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """A private redis-server on a free loopback port: ("127.0.0.1:P", pid)."""
+    require_programs("redis-server")
+    binary = shutil.which("redis-server") or "redis-server"
+    port = free_port()
+    data: Path = tmp_path_factory.mktemp("redis")
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen([*argv, "--dir", str(data)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(RedisHealth(redis=f"127.0.0.1:{port}"), timeout_s=10)
+        yield f"127.0.0.1:{port}", proc.pid
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        proc.terminate()
+        proc.wait(timeout=10)
