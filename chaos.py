@@ -80,7 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stack", help="start, stop or inspect the reference trading stack")
     p.add_argument("action", choices=["up", "down", "status"])
     p.add_argument("--dir", type=Path, default=None, help="stack directory (default: $CHAOS_STACK_DIR or runs/stack)")
-    p.add_argument("--profile", default="basic", choices=["basic", "ha"], help="reference stack profile (up only)")
+    p.add_argument(
+        "--profile", default="basic", choices=["basic", "ha", "lossy"], help="reference stack profile (up only)"
+    )
     p.add_argument(
         "--port",
         action="append",

@@ -131,14 +131,28 @@ def decide(journal: Journal, experiment: Experiment, interrupted: str | None) ->
                 + "."
             ),
         )
-    if failed_checks or missed:
+    broken = [r for r in journal.integrity if not r.ok]
+    if failed_checks or missed or broken:
         reasons = [_describe_check(c) for c in failed_checks]
+        reasons += [_describe_objective(o) for o in missed]
         reasons += [
-            f"RTO of fault #{o.fault_index} was "
-            f"{'not reached' if o.observed is None else f'{o.observed:g}s'}, "
-            f"objective {o.target:g}s"
-            for o in missed
+            f"integrity {r.name} could not be checked: {r.error}"
+            if r.error
+            else f"integrity {r.name}: {r.violations} of {r.checked} violate it"
+            for r in broken
         ]
         return "deviated", ExitCode.DEVIATED, "The hypothesis deviated: " + "; ".join(reasons) + "."
     tail = f" {recovered}." if recovered else ""
+    if journal.ledger is not None and journal.integrity:
+        tail += f" Integrity held: all {journal.ledger.acknowledged} acknowledged orders accounted for."
     return "passed", ExitCode.PASSED, f"The steady state held before and after the faults.{tail}"
+
+
+def _describe_objective(objective: ObjectiveRecord) -> str:
+    where = "outside any fault" if objective.fault_index is None else f"of fault #{objective.fault_index}"
+    if objective.name == "rpo_orders":
+        if objective.observed is None:
+            return f"RPO {where} not measured (acknowledged orders could not be checked)"
+        return f"{objective.observed:g} acknowledged order(s) lost {where}, objective {objective.target:g}"
+    observed = "not reached" if objective.observed is None else f"{objective.observed:g}s"
+    return f"RTO {where} was {observed}, objective {objective.target:g}s"

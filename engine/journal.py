@@ -149,6 +149,54 @@ class LoadRecord(_Record):
     log: str | None = None
 
 
+class IntegrityRecord(_Record):
+    """One data-integrity invariant checked after the run, with counts and the first few violations."""
+
+    name: str = Field(description="The check's name, as listed under `integrity:` in the experiment.")
+    description: str = Field(default="", description="What the invariant says, in one sentence.")
+    ok: bool = Field(description="True when the invariant holds (and the check could run).")
+    checked: int = Field(default=0, description="How many items (orders, fills, accounts, books) were examined.")
+    violations: int = Field(default=0, description="How many items broke the invariant.")
+    examples: list[dict[str, Any]] = Field(
+        default_factory=list, description="Up to 20 violating items, as found (order ids, expected, found)."
+    )
+    error: str | None = Field(default=None, description="Why the check could not run, if it could not.")
+    took_s: float = 0.0
+
+
+class LostOrder(_Record):
+    """An order the gateway acknowledged that the system no longer has (or has in another shape)."""
+
+    order_id: str
+    client_order_id: str | None = None
+    account: str
+    symbol: str
+    side: str
+    qty: int
+    price: float
+    acked_at: float = Field(description="When the load generator received the acknowledgement (wall clock).")
+    fault_index: int | None = Field(default=None, description="The fault it is attributed to (None: no fault).")
+    found: str = Field(default="missing", description="'missing', or what differs from the acknowledgement.")
+
+
+class RpoRecord(_Record):
+    """Recovery point: acknowledged orders lost, for one fault (or for the run outside any fault)."""
+
+    fault_index: int | None
+    lost: int
+    first_acked_at: float | None = None
+    last_acked_at: float | None = None
+
+
+class LedgerRecord(_Record):
+    """What the load generators recorded: every acknowledgement, in append-only files per process."""
+
+    files: list[str] = Field(default_factory=list)
+    acknowledged: int = Field(default=0, description="Orders the gateway acknowledged (201).")
+    cancels_acknowledged: int = Field(default=0, description="Cancels the gateway acknowledged (200).")
+    unreadable_lines: int = Field(default=0, description="Lines that were not whole JSON (a process killed mid-line).")
+
+
 class ErrorRecord(_Record):
     t: float
     phase: str
@@ -185,7 +233,12 @@ class Journal(_Record):
     )
     steady: list[SteadyPoint] = Field(default_factory=list)
     errors: list[ErrorRecord] = Field(default_factory=list)
-    integrity: list[dict[str, Any]] = Field(default_factory=list, description="Data-integrity checks (later).")
+    integrity: list[IntegrityRecord] = Field(default_factory=list, description="Data-integrity checks after the run.")
+    ledger: LedgerRecord | None = Field(default=None, description="The acknowledgements the integrity checks used.")
+    lost_orders: list[LostOrder] = Field(
+        default_factory=list, description="Acknowledged orders not found as acknowledged (at most 200 listed)."
+    )
+    rpo: list[RpoRecord] = Field(default_factory=list, description="Acknowledged orders lost, per fault.")
 
     def phase(self, name: PhaseName) -> PhaseRecord | None:
         for record in reversed(self.phases):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.errors import LoadError
+from engine.integrity import LEDGER_DIR
 from engine.journal import LoadRecord
 
 
@@ -102,6 +103,7 @@ class LocustLoad:
         self.record = record
         self.locustfile = locustfile
         self.metrics_file = run_dir / "metrics.jsonl"
+        self.ledger_dir = run_dir / LEDGER_DIR
         self.log_file = run_dir / "locust.log"
         self.record.log = str(self.log_file)
         self._tail = JsonLinesTail(self.metrics_file)
@@ -143,7 +145,8 @@ class LocustLoad:
             return f"load target {host!r} does not accept connections: {exc}"
 
     def start(self) -> None:
-        env = {**os.environ, "CHAOS_METRICS_FILE": str(self.metrics_file)}
+        # Every process that places orders appends its acknowledgements under ledger/ (docs/contracts.md §4).
+        env = {**os.environ, "CHAOS_METRICS_FILE": str(self.metrics_file), "CHAOS_LEDGER_DIR": str(self.ledger_dir)}
         self.metrics_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             self._proc = subprocess.Popen(

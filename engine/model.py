@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 from engine.durations import Duration
 from injectors.selection import Selection
 
-REFERENCE_PROFILES = ("basic", "ha")
+REFERENCE_PROFILES = ("basic", "ha", "lossy")
 
 MetricName = Literal[
     "latency_p50_ms",
@@ -157,6 +157,12 @@ class Objectives(_Strict):
         gt=0,
         description="Recovery time objective per fault: fault start until steady state holds.",
     )
+    rpo_orders: int = Field(
+        default=0,
+        ge=0,
+        description="Recovery point objective per fault: how many acknowledged orders may be lost "
+        "(judged by the acknowledged_orders_persisted integrity check).",
+    )
 
 
 class RecoverySpec(_Strict):
@@ -185,3 +191,10 @@ class Experiment(_Strict):
     method: list[FaultStep] = Field(min_length=1, description="The faults, in any order; run by `at`.")
     objectives: Objectives = Field(default_factory=Objectives, description="Targets the run is judged against.")
     recovery: RecoverySpec = Field(default_factory=RecoverySpec, description="How recovery is recognised.")
+    integrity: list[str] | None = Field(
+        default=None,
+        description="Data-integrity checks after the run, by name (or `package.module:attribute` for your own). "
+        "Default: all built-in checks on the reference stack (acknowledged_orders_persisted, "
+        "no_duplicate_order_ids, no_double_fills, balances_conserved, book_not_crossed), the first two "
+        "elsewhere; [] runs none.",
+    )

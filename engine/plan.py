@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from engine.durations import format_duration
 from engine.errors import InvalidInputError, Problem
+from engine.integrity import get_check
 from engine.loader import (
     LoadedDocument,
     Locator,
@@ -179,6 +180,11 @@ def check(experiment: Experiment, doc: LoadedDocument) -> tuple[list[PlannedFaul
             problems.extend(problems_from_validation(exc, loc, prefix=(*where, "params")))
             continue
         faults.append(PlannedFault(position, step, injector, spec))
+    for position, name in enumerate(experiment.integrity or []):
+        try:
+            get_check(name)
+        except KeyError as exc:
+            problems.append(loc.problem(("integrity", position), str(exc.args[0])))
     return faults, problems
 
 

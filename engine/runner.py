@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine import analysis
+from engine import analysis, integrity
 from engine.context import Clock, EngineContext, SystemClock
 from engine.errors import ChaosError, Interrupted, LoadError, PreflightError
 from engine.events import (
@@ -381,12 +381,35 @@ class Runner:
                 "ok" if all(c.ok for c in self.journal.checks if c.phase == "recovery") else "deviated"
             )
             self._end_phase("recovery", status)
+            self._check_integrity()
         self._phase("verdict")
         verdict, code, summary = analysis.decide(self.journal, self.experiment, self._interrupted)
         self.journal.verdict, self.journal.exit_code, self.journal.summary = verdict, code, summary
         self.journal.finished_at = self.clock.time()
         self._end_phase("verdict", "ok" if code == 0 else "deviated", verdict)
         self.bus.emit(RunFinished(verdict=verdict, exit_code=code, summary=summary, t=self.clock.time()))
+
+    def _check_integrity(self) -> None:
+        """Reconcile what the load generators were told against what the system holds (not after an interrupt)."""
+        if self._interrupted or not integrity.checks_for(self.experiment, self.stack.description.name):
+            return
+        if any(f.status == "rollback_failed" for f in self.journal.faults):
+            return  # the system is still broken: its data is not final
+        self._phase("integrity")
+        try:
+            ok = integrity.run_integrity(
+                self.journal,
+                self.experiment,
+                self.stack,
+                self.load.record.host,
+                self.settings.run_dir / integrity.LEDGER_DIR,
+            )
+        except Exception as exc:  # a broken check must not hide the verdict of the rest of the run
+            self._error("integrity", exc)
+            ok = False
+        lost = sum(r.lost for r in self.journal.rpo)
+        self._end_phase("integrity", "ok" if ok else "deviated", f"{lost} acknowledged order(s) lost")
+        self.save()
 
     def _current_phase(self) -> str:
         open_phases = [p.name for p in self.journal.phases if p.finished_at is None]

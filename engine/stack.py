@@ -31,9 +31,11 @@ REFERENCE_TARGETS: dict[str, dict[str, str]] = {
     "basic": {**dict.fromkeys(_PROCESSES, "process"), **dict.fromkeys(_LINKS, "link")},
     "ha": {**dict.fromkeys((*_PROCESSES, "sentinel"), "process"), **dict.fromkeys(_HA_LINKS, "link")},
 }
+REFERENCE_TARGETS["lossy"] = REFERENCE_TARGETS["basic"]
 REFERENCE_ENDPOINTS: dict[str, tuple[str, ...]] = {
     "basic": ("gateway", "redis", "zookeeper"),
     "ha": ("gateway", "redis", "zookeeper"),
+    "lossy": ("gateway", "redis", "zookeeper"),
 }
 
 

@@ -13,7 +13,16 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from engine.journal import CheckRecord, EventRecord, FaultRecord, Journal, write_atomic
+from engine.journal import (
+    CheckRecord,
+    EventRecord,
+    FaultRecord,
+    IntegrityRecord,
+    Journal,
+    LostOrder,
+    ObjectiveRecord,
+    write_atomic,
+)
 from injectors.base import TargetResult
 from reports import charts
 from reports.junit import fault_name
@@ -21,6 +30,8 @@ from reports.junit import fault_name
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_EVENTS = 1000  # an hour-long run may journal many events; the journal keeps them all
 MAX_REQUEST_CHARTS = 3
+MAX_LOST_ORDERS = 50  # the journal lists up to 200; the report shows the first few, the journal has the rest
+RPO_OBJECTIVE = "rpo_orders"
 VERDICTS = {
     "passed": ("Passed", "good"),
     "deviated": ("Deviated", "bad"),
@@ -29,6 +40,7 @@ VERDICTS = {
     "interrupted": ("Interrupted", "warn"),
     "running": ("Incomplete", "warn"),
 }
+_MARKS = {"good": "✓", "bad": "✗", "warn": "⚠\N{VARIATION SELECTOR-15}"}  # VS15: the sign as text, not emoji
 _FAULT_TONES = {"rolled_back": "good", "failed": "bad", "rollback_failed": "bad"}
 _UNITS = {
     "latency_p50_ms": "ms",
@@ -37,6 +49,7 @@ _UNITS = {
     "latency_max_ms": "ms",
     "throughput_rps": "req/s",
 }
+_OBJECTIVE_UNITS = {"rto": "s", RPO_OBJECTIVE: "orders"}
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,70 @@ class FaultView:
     degraded: Stamp | None = None
     recovered: Stamp | None = None
     recovery: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class InvariantView:
+    """One integrity check as a row: tone good (holds), bad (violated) or warn (could not run)."""
+
+    name: str
+    description: str
+    tone: str
+    mark: str
+    state: str
+    counts: str
+    took: str
+    error: str
+    columns: list[str]
+    examples: list[list[str]]
+    examples_title: str
+
+
+@dataclass(frozen=True)
+class RpoLine:
+    """Acknowledged orders lost in one fault (or outside any fault)."""
+
+    fault: str
+    lost: int
+    first: Stamp | None
+    last: Stamp | None
+
+
+@dataclass(frozen=True)
+class RpoView:
+    """Acknowledged orders lost over the run, against the rpo_orders objective."""
+
+    lost: str
+    headline: str
+    tone: str
+    lines: list[RpoLine]
+
+
+@dataclass(frozen=True)
+class LostOrderRow:
+    order: LostOrder
+    qty: str
+    price: str
+    acked: Stamp
+    fault: str
+    fault_title: str
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def _price(value: float) -> str:
+    """A price as the journal has it, without float noise or rounding away decimals: 7.8, 35.25."""
+    return f"{value:,.8f}".rstrip("0").rstrip(".")
+
+
+def _cell(example: dict[str, Any], key: str) -> str:
+    """One field of an integrity violation: text as is, anything else as JSON, absent as blank."""
+    if key not in example:
+        return ""
+    value = example[key]
+    return value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
 
 
 def _format_value(value: float | None, metric: str | None) -> str:
@@ -174,6 +251,132 @@ class _View:
                 for key, seconds in fault.measured.items()
             ]
         return figures
+
+    def fault_label(self, index: int | None) -> str:
+        """'#1 process.kill matcher' for a fault index; None is the time outside every fault."""
+        if index is None:
+            return "outside any fault"
+        for fault in self.j.faults:
+            if fault.index == index:
+                return fault_name(fault)
+        return f"#{index}"
+
+    def rpo_objectives(self) -> list[ObjectiveRecord]:
+        return [o for o in self.j.objectives if o.name == RPO_OBJECTIVE]
+
+    def orders_lost(self) -> int | None:
+        """Acknowledged orders lost over the run; None when the objective was set but could not be measured."""
+        if self.j.rpo:
+            return sum(r.lost for r in self.j.rpo)
+        observed = [o.observed for o in self.rpo_objectives() if o.observed is not None]
+        return int(sum(observed)) if observed else None
+
+    def rpo_target(self) -> tuple[float | None, bool | None]:
+        """The rpo_orders objective and whether it was met (None: no objective, or not judged)."""
+        objectives = self.rpo_objectives()
+        if objectives:
+            return min(o.target for o in objectives), all(o.met for o in objectives)
+        target = (self.j.experiment.get("objectives") or {}).get(RPO_OBJECTIVE)
+        lost = self.orders_lost()
+        if not isinstance(target, int | float) or isinstance(target, bool) or lost is None:
+            return None, None
+        return float(target), lost <= target
+
+    def rpo(self) -> RpoView | None:
+        """None when the run did not measure its recovery point (no ledger was compared)."""
+        if not self.j.rpo and not self.rpo_objectives():
+            return None
+        lost = self.orders_lost()
+        target, met = self.rpo_target()
+        headline = (
+            "Acknowledged orders lost: not measured" if lost is None else f"{_plural(lost, 'acknowledged order')} lost"
+        )
+        if target is None:
+            headline += " — no objective set"
+        else:
+            headline += f" — objective {target:g}: {'met' if met else 'missed'}"
+        tone = {True: "good", False: "bad", None: "bad" if lost else ""}[met]
+        lines = [
+            RpoLine(self.fault_label(r.fault_index), r.lost, self.stamp(r.first_acked_at), self.stamp(r.last_acked_at))
+            for r in self.j.rpo
+            if r.lost > 0
+        ]
+        return RpoView("not measured" if lost is None else f"{lost:,}", headline, tone, lines)
+
+    def rpo_figure(self) -> list[Figure]:
+        view = self.rpo()
+        if view is None:
+            return []
+        target, _ = self.rpo_target()
+        notes = [] if target is None else [f"objective {target:g}"]
+        if self.j.ledger is not None:
+            notes.append(f"of {self.j.ledger.acknowledged:,} acknowledged")
+        return [Figure("Orders lost", view.lost, " · ".join(notes), view.tone)]
+
+    def invariant(self, record: IntegrityRecord) -> InvariantView:
+        checked = f"checked {record.checked:,}"
+        if record.error is not None:
+            tone, state, counts = "warn", "could not run", checked if record.checked else ""
+        elif record.ok:
+            tone, state, counts = "good", "holds", checked
+        else:
+            tone, state = "bad", "violated"
+            counts = f"{_plural(record.violations, 'violation')} · {checked}"
+        columns = list(dict.fromkeys(key for example in record.examples for key in example))
+        shown = len(record.examples)
+        title = f"{_plural(shown, 'example')}"
+        if record.violations > shown:
+            title += f" of {record.violations:,} violations"
+        return InvariantView(
+            name=record.name,
+            description=record.description,
+            tone=tone,
+            mark=_MARKS[tone],
+            state=state,
+            counts=counts,
+            took=f"{record.took_s:.2f} s",
+            error=record.error or "",
+            columns=columns,
+            examples=[[_cell(example, key) for key in columns] for example in record.examples],
+            examples_title=title,
+        )
+
+    def integrity_note(self) -> str:
+        """The line shown when the journal holds no integrity check (older journals, none configured)."""
+        phase = self.j.phase("integrity")
+        if phase is not None and phase.detail:
+            return f"No integrity checks ran: {phase.detail}"
+        return "No integrity checks ran."
+
+    def ledger(self) -> tuple[str, str]:
+        """'N orders and M cancels acknowledged …' and the ledger files (for the hover title)."""
+        ledger = self.j.ledger
+        if ledger is None:
+            return "", ""
+        text = (
+            f"{_plural(ledger.acknowledged, 'order')} and {_plural(ledger.cancels_acknowledged, 'cancel')} "
+            f"acknowledged to the load generator, recorded in {_plural(len(ledger.files), 'file')}; "
+            f"{_plural(ledger.unreadable_lines, 'torn line')} skipped"
+        )
+        return text, "\n".join(ledger.files)
+
+    def lost_orders(self) -> tuple[list[LostOrderRow], int, str]:
+        """The first MAX_LOST_ORDERS lost orders, how many more the journal lists, and a note if it lists fewer."""
+        listed = self.j.lost_orders
+        rows = [
+            LostOrderRow(
+                o,
+                f"{o.qty:,}",
+                _price(o.price),
+                self.must_stamp(o.acked_at),
+                "none" if o.fault_index is None else f"#{o.fault_index}",
+                self.fault_label(o.fault_index),
+            )
+            for o in listed[:MAX_LOST_ORDERS]
+        ]
+        lost = sum(r.lost for r in self.j.rpo)
+        unlisted = f"The journal lists {len(listed):,} of the {lost:,} lost orders." if lost > len(listed) else ""
+        return rows, max(len(listed) - MAX_LOST_ORDERS, 0), unlisted
 
     def load_figures(self) -> list[Figure]:
         points = self.j.metrics.get("*", [])
@@ -268,7 +471,10 @@ class _View:
         wanted = {k: v for k, v in (self.j.experiment.get("objectives") or {}).items() if v is not None}
         if not wanted:
             return "No objectives were set for this run."
-        listed = ", ".join(f"{k} {v:g} s" if isinstance(v, int | float) else f"{k} {v}" for k, v in wanted.items())
+        listed = ", ".join(
+            f"{k} {v:g} {_OBJECTIVE_UNITS.get(k, 's')}" if isinstance(v, int | float) else f"{k} {v}"
+            for k, v in wanted.items()
+        )
         return f"Objectives ({listed}) were set but not measured: no fault took effect."
 
     def events(self) -> tuple[list[EventRecord], int]:
@@ -281,6 +487,8 @@ class _View:
     def context(self, requests: Sequence[str] | None) -> dict[str, Any]:
         events, hidden = self.events()
         label, tone = VERDICTS.get(self.j.verdict, (self.j.verdict, "warn"))
+        ledger, ledger_files = self.ledger()
+        lost_orders, lost_more, lost_unlisted = self.lost_orders()
         return {
             "j": self.j,
             "verdict_label": label,
@@ -288,7 +496,15 @@ class _View:
             "started": self.must_stamp(self.t0),
             "finished": self.stamp(self.j.finished_at),
             "duration": f"{(self.j.finished_at - self.t0):,.1f} s" if self.j.finished_at else "unfinished",
-            "fault_figures": self.fault_figures(),
+            "integrity": [self.invariant(r) for r in self.j.integrity],
+            "integrity_note": self.integrity_note(),
+            "ledger": ledger,
+            "ledger_files": ledger_files,
+            "rpo": self.rpo(),
+            "lost_orders": lost_orders,
+            "lost_more": lost_more,
+            "lost_unlisted": lost_unlisted,
+            "fault_figures": self.fault_figures() + self.rpo_figure(),
             "load_figures": self.load_figures(),
             "charts": self.charts(requests),
             "faults": [self.fault(f) for f in self.j.faults],

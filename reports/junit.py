@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.journal import CheckRecord, FaultRecord, Journal, ObjectiveRecord, write_atomic
+from engine.journal import CheckRecord, FaultRecord, IntegrityRecord, Journal, ObjectiveRecord, write_atomic
 from injectors.base import TargetResult
 
 # Characters XML 1.0 cannot carry: an ANSI colour code in an error message would make the file unreadable.
@@ -129,6 +130,26 @@ def _rollback(suite: _Suite, fault: FaultRecord) -> None:
         suite.fail(case, "; ".join(problems), "\n".join(problems))
 
 
+def _integrity(suite: _Suite, record: IntegrityRecord) -> None:
+    """An invariant: a failure when items violate it, an error when it could not be checked."""
+    case = suite.case("integrity", record.name, record.took_s)
+    properties = ET.SubElement(case, "properties")
+    for key, value in (("checked", record.checked), ("violations", record.violations)):
+        ET.SubElement(properties, "property", name=key, value=str(value))
+    about = [record.description] if record.description else []
+    if record.error is not None:
+        message = f"could not run: {record.error}"
+        suite.fail(case, message, "\n".join([message, *about]), kind="error")
+        return
+    if record.ok:
+        return
+    message = f"{record.violations} of {record.checked} violate" + (f": {record.description}" if about else "")
+    lines = [message, *(json.dumps(example, default=str, ensure_ascii=False) for example in record.examples)]
+    if record.violations > len(record.examples):
+        lines.append(f"… {record.violations - len(record.examples)} more not listed in the journal")
+    suite.fail(case, message, "\n".join(lines))
+
+
 def _objective(suite: _Suite, objective: ObjectiveRecord) -> None:
     name = objective.name if objective.fault_index is None else f"{objective.name} fault #{objective.fault_index}"
     case = suite.case("objectives", name, None)
@@ -162,6 +183,8 @@ def build_junit(journal: Journal) -> ET.Element:
         _fault(suite, fault)
     for fault in journal.faults:
         _rollback(suite, fault)
+    for record in journal.integrity:
+        _integrity(suite, record)
     for objective in journal.objectives:
         _objective(suite, objective)
     for number, error in enumerate(journal.errors, start=1):
@@ -193,7 +216,7 @@ def build_junit(journal: Journal) -> ET.Element:
 
 
 def render_junit(journal: Journal) -> str:
-    """JUnit XML for CI: checks, injections, rollbacks and objectives as testcases, run errors as errors."""
+    """JUnit XML for CI: checks, injections, rollbacks, invariants and objectives as testcases, run errors as errors."""
     root = build_junit(journal)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

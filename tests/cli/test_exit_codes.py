@@ -90,6 +90,7 @@ steady_state:
 method:
   - {{at: {at}, duration: 2s, kind: process.kill, target: svc, select: {{role: leader}}}}
 objectives: {{rto: 5s}}
+integrity: []            # this service takes no orders: nothing to reconcile
 recovery: {{stable_for: 1s}}
 """)
     return path

@@ -199,6 +199,7 @@ version: 1
 title: fake run
 stack: {file: stack.json}
 load: {locustfile: fake.py, users: 10, spawn_rate: 10, duration: 40s, warmup: 3s}
+integrity: []
 """
 STEADY = """\
 - {name: error rate, metric: error_rate, max: 0.01}

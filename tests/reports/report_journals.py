@@ -9,18 +9,22 @@ from engine.journal import (
     ErrorRecord,
     EventRecord,
     FaultRecord,
+    IntegrityRecord,
     Journal,
+    LedgerRecord,
     LoadRecord,
+    LostOrder,
     MetricPoint,
     ObjectiveRecord,
     PhaseRecord,
     RecoveryRecord,
+    RpoRecord,
     SteadyPoint,
 )
 from injectors.base import FaultPlan, TargetRef, TargetResult
 from injectors.selection import Selection
 
-Scenario = Literal["passed", "deviated", "rollback_failed", "baseline_deviated", "interrupted", "error"]
+Scenario = Literal["passed", "deviated", "rollback_failed", "baseline_deviated", "interrupted", "error", "lost_orders"]
 SCENARIOS: tuple[Scenario, ...] = (
     "passed",
     "deviated",
@@ -28,7 +32,21 @@ SCENARIOS: tuple[Scenario, ...] = (
     "baseline_deviated",
     "interrupted",
     "error",
+    "lost_orders",
 )
+# Scenarios whose journal has the integrity phase's records; the others look like older journals without them.
+WITH_INTEGRITY: tuple[Scenario, ...] = ("passed", "lost_orders")
+INVARIANTS = {
+    "acknowledged_orders_persisted": "Every order the gateway acknowledged is in the store, as acknowledged.",
+    "no_duplicate_order_ids": "Each (account, client order id) names one order, and that order carries it.",
+    "no_double_fills": "Every fill is recorded once, on both its orders, and fills add up to the filled quantity.",
+    "balances_conserved": "Total cash and shares over all accounts equal the seeded totals.",
+    "book_not_crossed": "In each symbol's open book the best bid is below the best ask.",
+}
+ACKNOWLEDGED = 11_873  # orders the load generator saw acknowledged in the default 60 s run
+CANCELS = 1_204
+LEDGER_FILES = [f"runs/20251125T060000Z-r-test/ledger/worker-{n}.jsonl" for n in range(1, 4)]
+LOST = 37  # acknowledged orders the "lost_orders" scenario loses in fault #1
 
 T0 = 1_764_050_000.0
 LOAD_OFFSET = 2.0  # preflight takes two seconds before the load starts
@@ -128,12 +146,119 @@ def _result(action: Any, at: float, ok: bool = True, error: str | None = None, *
     )
 
 
-def make_journal(scenario: Scenario = "deviated", seconds: int = 60, faults: int = 1) -> Journal:
+def _lost_orders(count: int, inject: float) -> list[LostOrder]:
+    """Orders acknowledged in the half second before the matcher died that the store never got (or got wrong)."""
+    symbols = (("600000", 7.8), ("600036", 35.2), ("601318", 48.5), ("000001", 11.3), ("000002", 8.9))
+    lost = []
+    for i in range(count):
+        symbol, price = symbols[i % len(symbols)]
+        acked = T0 + inject - 0.5 + 0.5 * i / max(count - 1, 1)
+        lost.append(
+            LostOrder(
+                order_id=str(90_412 + 3 * i),
+                client_order_id=f"lg-w{i % 3 + 1}-{18_000 + i}" if i % 4 else None,
+                account=f"ACC{i * 7 % 100 + 1:04d}",
+                symbol=symbol,
+                side="buy" if i % 2 else "sell",
+                qty=100 * (i % 5 + 1),
+                price=price + (i % 3) / 100,
+                acked_at=acked,
+                fault_index=1,
+                found="missing" if i % 10 else "status rejected, acknowledged as new",
+            )
+        )
+    return lost
+
+
+def _integrity(lost: list[LostOrder]) -> list[IntegrityRecord]:
+    """The five built-in checks; `acknowledged_orders_persisted` fails when orders were lost."""
+    checked = {
+        "acknowledged_orders_persisted": ACKNOWLEDGED,
+        "no_duplicate_order_ids": ACKNOWLEDGED - len(lost),
+        "no_double_fills": ACKNOWLEDGED - len(lost),
+        "balances_conserved": 100,
+        "book_not_crossed": 5,
+    }
+    records: list[IntegrityRecord] = []
+    for name, description in INVARIANTS.items():
+        violated = name == "acknowledged_orders_persisted" and bool(lost)
+        examples = [
+            {
+                "order_id": o.order_id,
+                "client_order_id": o.client_order_id,
+                "account": o.account,
+                "expected": f"{o.side} {o.qty} {o.symbol} @ {o.price:g}",
+                "found": o.found,
+            }
+            for o in (lost[:20] if violated else [])
+        ]
+        records.append(
+            IntegrityRecord(
+                name=name,
+                description=description,
+                ok=not violated,
+                checked=checked[name],
+                violations=len(lost) if violated else 0,
+                examples=examples,
+                took_s=0.012 * (len(records) + 1),
+            )
+        )
+    return records
+
+
+def add_integrity(journal: Journal, lost: int = 0) -> Journal:
+    """Give a journal what the integrity phase records: checks, ledger, lost orders, RPO per fault."""
+    inject = fault_offset(int(journal.load.duration_s if journal.load else 60))
+    orders = _lost_orders(lost, inject)
+    journal.integrity = _integrity(orders)
+    journal.ledger = LedgerRecord(
+        files=LEDGER_FILES, acknowledged=ACKNOWLEDGED, cancels_acknowledged=CANCELS, unreadable_lines=1
+    )
+    journal.lost_orders = orders[:200]  # the journal lists at most 200
+    journal.rpo = [
+        RpoRecord(
+            fault_index=1,
+            lost=lost,
+            first_acked_at=orders[0].acked_at if orders else None,
+            last_acked_at=orders[-1].acked_at if orders else None,
+        ),
+        RpoRecord(fault_index=None, lost=0),
+    ]
+    journal.objectives.append(
+        ObjectiveRecord(
+            name="rpo_orders",
+            target=0,
+            observed=lost,
+            unit="orders",
+            met=lost == 0,
+            fault_index=1,
+            detail=f"{lost} of the orders acknowledged during the fault were lost" if lost else "",
+        )
+    )
+    journal.experiment["objectives"]["rpo_orders"] = 0
+    end = journal.finished_at or T0
+    journal.phases.append(
+        PhaseRecord(
+            name="integrity",
+            started_at=end - 0.2,
+            finished_at=end - 0.02,
+            status="deviated" if lost else "ok",
+            detail="acknowledged_orders_persisted" if lost else "",
+        )
+    )
+    return journal
+
+
+def make_journal(scenario: Scenario = "deviated", seconds: int = 60, faults: int = 1, lost: int = LOST) -> Journal:
     """A run under `seconds` of load: baseline, process.kill of the matcher leader with a 4 s error spike.
 
     "deviated" is the realistic default: everything recovers, but the error rate during the fault
     exceeds its bound. `faults=2` adds a process.pause of redis that the run never reaches
     (use it with "interrupted" or "baseline_deviated").
+
+    "passed" and "lost_orders" carry the integrity phase's records (the others look like journals of
+    runs without integrity checks): "passed" with every invariant holding and no order lost,
+    "lost_orders" with `lost` acknowledged orders lost in fault #1 (verdict "deviated").
     """
     load_end = LOAD_OFFSET + seconds
     baseline_window = (T0 + LOAD_OFFSET + 5, T0 + LOAD_OFFSET + 18)
@@ -274,8 +399,10 @@ def make_journal(scenario: Scenario = "deviated", seconds: int = 60, faults: int
             "rollback_failed": "fault(s) #1 process.kill on matcher could NOT be rolled back: check the system now.",
             "interrupted": "Interrupted by SIGINT; every injected fault was rolled back.",
             "error": "The experiment could not run as planned: probe sampler crashed",
+            "lost_orders": f"Data integrity violated: acknowledged_orders_persisted ({lost} of {ACKNOWLEDGED} "
+            f"acknowledged orders lost in #1 process.kill on matcher). The steady state held.",
         }
-        verdict, summary = scenario, summaries[scenario]
+        verdict, summary = ("deviated" if scenario == "lost_orders" else scenario), summaries[scenario]
         if scenario == "error":
             errors.append(
                 ErrorRecord(t=T0 + inject + 3, phase="faults", type="RuntimeError", message="probe sampler crashed")
@@ -283,7 +410,7 @@ def make_journal(scenario: Scenario = "deviated", seconds: int = 60, faults: int
     if faults > 1 and not baseline_bad:
         fault_records[1].status = "pending"  # never reached: only sensible with scenario "interrupted"
     events.append(EventRecord(t=T0 + stop + 0.2, type="run_finished", message=f"run finished: {verdict}"))
-    return Journal(
+    journal = Journal(
         run_id="20251125T060000Z-r-test",
         tool_version="0.1.0",
         experiment_title="Matching engine survives loss of its leader under trading load",
@@ -323,3 +450,6 @@ def make_journal(scenario: Scenario = "deviated", seconds: int = 60, faults: int
         ],
         errors=errors,
     )
+    if scenario in WITH_INTEGRITY:
+        add_integrity(journal, lost if scenario == "lost_orders" else 0)
+    return journal

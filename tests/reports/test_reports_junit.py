@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 import reports
-from engine.journal import ErrorRecord, Journal
+from engine.journal import ErrorRecord, IntegrityRecord, Journal
 from reports.junit import render_junit, write_junit
-from tests.reports.report_journals import SCENARIOS, T0, make_journal
+from tests.reports.report_journals import ACKNOWLEDGED, INVARIANTS, LOST, SCENARIOS, T0, make_journal
 
 
 def parse(journal: Journal) -> ET.Element:
@@ -24,8 +24,8 @@ def cases(root: ET.Element, classname: str | None = None) -> list[ET.Element]:
 @pytest.mark.parametrize(
     ("scenario", "faults", "tests", "failures", "errors", "skipped"),
     [
-        # 9 checks (3 probes x baseline, during #1, recovery) + inject + rollback + rto objective
-        ("passed", 1, 12, 0, 0, 0),
+        # 9 checks (3 probes x baseline, during #1, recovery) + inject + rollback + rto objective (12)
+        ("passed", 1, 18, 0, 0, 0),  # ... + 5 invariants and the rpo_orders objective, all green
         ("deviated", 1, 12, 1, 0, 0),
         ("rollback_failed", 1, 12, 1, 0, 0),
         # 3 baseline checks (one deviated), the injection and its rollback skipped
@@ -34,6 +34,8 @@ def cases(root: ET.Element, classname: str | None = None) -> list[ET.Element]:
         # no recovery checks; fault #2 never reached; the interruption itself is an error
         ("interrupted", 2, 12, 0, 1, 2),
         ("error", 1, 13, 0, 1, 0),
+        # acknowledged_orders_persisted violated and the rpo_orders objective missed
+        ("lost_orders", 1, 18, 2, 0, 0),
     ],
 )
 def test_counts_match_outcome(scenario, faults, tests, failures, errors, skipped):
@@ -80,7 +82,8 @@ def test_classnames_and_names():
     assert len(cases(root, "steady_state.recovery")) == 3
     assert [c.get("name") for c in cases(root, "faults")] == ["#1 process.kill matcher"]
     assert [c.get("name") for c in cases(root, "rollback")] == ["#1 process.kill matcher"]
-    assert [c.get("name") for c in cases(root, "objectives")] == ["rto fault #1"]
+    assert [c.get("name") for c in cases(root, "integrity")] == list(INVARIANTS)
+    assert [c.get("name") for c in cases(root, "objectives")] == ["rto fault #1", "rpo_orders fault #1"]
 
 
 def test_times_come_from_the_records():
@@ -133,7 +136,8 @@ def test_skipped_injections_say_why():
 def test_missed_objective_fails():
     journal = make_journal("passed")
     journal.objectives[0] = journal.objectives[0].model_copy(update={"observed": None, "met": False})
-    (objective,) = cases(parse(journal), "objectives")
+    objective, rpo = cases(parse(journal), "objectives")
+    assert rpo.find("failure") is None
     failure = objective.find("failure")
     assert failure is not None
     assert failure.get("message") == "rto: observed not measured, objective 20 s"
@@ -202,3 +206,87 @@ def test_measured_times_are_properties_of_the_fault_case():
     journal.faults[0].measured = {"elected_after_s": 0.45}
     (case,) = [c for c in cases(parse(journal), "faults")]
     assert {p.get("name"): p.get("value") for p in case.iter("property")} == {"elected_after_s": "0.45"}
+
+
+def test_each_invariant_is_a_testcase_timed_by_its_check():
+    journal = make_journal("passed")
+    integrity = cases(parse(journal), "integrity")
+    assert [c.get("name") for c in integrity] == list(INVARIANTS)
+    assert all(c.find("failure") is None and c.find("error") is None for c in integrity)
+    assert [float(c.get("time", "")) for c in integrity] == pytest.approx([r.took_s for r in journal.integrity])
+    props = {p.get("name"): p.get("value") for p in integrity[0].iter("property")}
+    assert props == {"checked": str(ACKNOWLEDGED), "violations": "0"}
+
+
+def test_violated_invariant_fails_with_counts_description_and_examples():
+    journal = make_journal("lost_orders")
+    root = parse(journal)
+    failed = [c for c in cases(root, "integrity") if c.find("failure") is not None]
+    assert [c.get("name") for c in failed] == ["acknowledged_orders_persisted"]
+    failure = failed[0].find("failure")
+    assert failure is not None
+    description = INVARIANTS["acknowledged_orders_persisted"]
+    assert failure.get("message") == f"{LOST} of {ACKNOWLEDGED} violate: {description}"
+    assert failure.get("type") == "failure"
+    lines = (failure.text or "").splitlines()
+    assert lines[0] == failure.get("message")
+    assert len(lines) == 1 + 20 + 1  # the message, every example in the journal, and what is not listed
+    first = journal.lost_orders[0]
+    assert f'"order_id": "{first.order_id}"' in lines[1] and f'"found": "{first.found}"' in lines[1]
+    assert lines[-1] == f"… {LOST - 20} more not listed in the journal"
+
+
+def test_rpo_objective_fails_per_fault_through_the_objectives():
+    root = parse(make_journal("lost_orders"))
+    (rpo,) = [c for c in cases(root, "objectives") if c.get("name") == "rpo_orders fault #1"]
+    failure = rpo.find("failure")
+    assert failure is not None
+    assert failure.get("message") == f"rpo_orders: observed {LOST} orders, objective 0 orders"
+    assert "lost" in (failure.text or "")
+
+
+def test_invariant_that_could_not_run_is_an_error_not_a_failure():
+    journal = make_journal("passed")
+    journal.integrity[3] = journal.integrity[3].model_copy(
+        update={"ok": False, "checked": 0, "error": "ConnectionError: redis at 127.0.0.1:6390 refused"}
+    )
+    root = parse(journal)
+    (case,) = [c for c in cases(root, "integrity") if c.get("name") == "balances_conserved"]
+    assert case.find("failure") is None
+    error = case.find("error")
+    assert error is not None
+    assert error.get("message") == "could not run: ConnectionError: redis at 127.0.0.1:6390 refused"
+    assert INVARIANTS["balances_conserved"] in (error.text or "")
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert (suite.get("errors"), suite.get("failures")) == ("1", "0")
+
+
+def test_violated_invariant_without_examples_or_description():
+    journal = make_journal("passed")
+    journal.integrity = [IntegrityRecord(name="custom_check", ok=False, checked=4, violations=1)]
+    (case,) = cases(parse(journal), "integrity")
+    failure = case.find("failure")
+    assert failure is not None
+    assert failure.get("message") == "1 of 4 violate"
+    assert (failure.text or "").splitlines() == ["1 of 4 violate", "… 1 more not listed in the journal"]
+
+
+def test_example_text_is_escaped_in_the_xml():
+    journal = make_journal("lost_orders")
+    hostile = '<script>alert(1)</script> & "q" \x1b[31m'
+    journal.integrity[0].examples = [{"order_id": hostile, hostile: None}]
+    journal.integrity[0].description = hostile
+    text = render_junit(journal)
+    assert "<script>" not in text
+    failure = next(c for c in cases(ET.fromstring(text), "integrity")).find("failure")
+    assert failure is not None
+    assert "<script>alert(1)</script>" in failure.get("message", "")
+    assert "alert(1)" in (failure.text or "")
+
+
+def test_journals_without_integrity_have_no_integrity_cases():
+    for scenario in SCENARIOS:
+        journal = make_journal(scenario)
+        assert bool(cases(parse(journal), "integrity")) == bool(journal.integrity)
+    assert cases(parse(make_journal("deviated")), "integrity") == []

@@ -1,0 +1,365 @@
+"""Data integrity after the run: every acknowledged order accounted for, and the system's own invariants.
+
+The load generators record every acknowledgement in an append-only ledger (docs/contracts.md §4).
+After the recovery phase, each check named under `integrity:` runs once and becomes an
+`IntegrityRecord` in the journal. Acknowledged orders that are gone (or not as acknowledged) are
+listed, attributed to the fault they happened under, and counted against `objectives.rpo_orders`.
+
+Checks are pluggable: an object with `name`, `description` and `run(ctx) -> Outcome`, registered
+with `register`; an experiment may also name `package.module:attribute` to import one of its own.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from engine.journal import IntegrityRecord, Journal, LedgerRecord, LostOrder, ObjectiveRecord, RpoRecord
+from engine.model import Experiment
+from engine.stack import LiveStack
+from injectors import http
+
+LEDGER_DIR = "ledger"
+MAX_EXAMPLES = 20
+MAX_LOST_LISTED = 200
+# An order acknowledged this long before a fault started is still that fault's to lose (in flight).
+ATTRIBUTION_S = 2.0
+HTTP_TIMEOUT_S = 5.0
+HTTP_ATTEMPTS = 3
+QUERY_THREADS = 16
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REFERENCE_CHECKS = (
+    "acknowledged_orders_persisted",
+    "no_duplicate_order_ids",
+    "no_double_fills",
+    "balances_conserved",
+    "book_not_crossed",
+)
+GENERIC_CHECKS = ("acknowledged_orders_persisted", "no_duplicate_order_ids")
+
+
+class IntegrityError(Exception):
+    """A check could not run (the system did not answer, a needed facility is missing)."""
+
+
+@dataclass(frozen=True)
+class Ack:
+    """One order acknowledgement from the ledger."""
+
+    order_id: str
+    client_order_id: str | None
+    account: str
+    symbol: str
+    side: str
+    qty: int
+    price: float
+    t: float
+    filled_qty: int = 0
+
+
+@dataclass
+class Ledger:
+    acks: list[Ack] = field(default_factory=list)
+    cancels: dict[str, float] = field(default_factory=dict)
+    record: LedgerRecord = field(default_factory=LedgerRecord)
+
+
+def read_ledger(directory: Path) -> Ledger:
+    """Every ledger file of a run; a line that is not whole JSON (a killed process) is counted and skipped."""
+    ledger = Ledger()
+    files = sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
+    ledger.record.files = [f.name for f in files]
+    for path in files:
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+                if entry["ev"] == "ack":
+                    ledger.acks.append(
+                        Ack(
+                            order_id=str(entry["order_id"]),
+                            client_order_id=entry.get("client_order_id"),
+                            account=str(entry["account"]),
+                            symbol=str(entry["symbol"]),
+                            side=str(entry["side"]),
+                            qty=int(entry["qty"]),
+                            price=float(entry["price"]),
+                            t=float(entry["t"]),
+                            filled_qty=int(entry.get("filled_qty") or 0),
+                        )
+                    )
+                elif entry["ev"] == "cancel":
+                    ledger.cancels[str(entry["order_id"])] = float(entry["t"])
+            except (ValueError, KeyError, TypeError):
+                ledger.record.unreadable_lines += 1
+    ledger.acks.sort(key=lambda a: a.t)
+    ledger.record.acknowledged = len(ledger.acks)
+    ledger.record.cancels_acknowledged = len(ledger.cancels)
+    return ledger
+
+
+@dataclass
+class IntegrityContext:
+    """What a check may use: the ledger, the system's public API, the live stack."""
+
+    ledger: Ledger
+    gateway: str | None
+    stack: LiveStack
+    lost: list[LostOrder] = field(default_factory=list)
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def reference_audit(self) -> dict[str, Any]:
+        """The reference stack's own invariants on its Redis state (`python -m tradingstack audit`), once."""
+        if "audit" not in self.cache:
+            if self.stack.description.name != "reference" or self.stack.path is None:
+                raise IntegrityError("this check reads the reference stack's state; the stack is not the reference")
+            command = [sys.executable, "-m", "tradingstack", "audit", "--dir", str(self.stack.path.parent)]
+            result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+            if result.returncode != 0:
+                raise IntegrityError(f"the reference stack's audit failed: {result.stderr.strip()[-500:]}")
+            self.cache["audit"] = json.loads(result.stdout)
+        audit: dict[str, Any] = self.cache["audit"]
+        return audit
+
+
+@dataclass
+class Outcome:
+    checked: int
+    violations: int
+    examples: list[dict[str, Any]]
+
+
+class IntegrityCheck(Protocol):
+    """A data invariant: its name (what experiments list), one sentence, and how to check it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    def run(self, ctx: IntegrityContext) -> Outcome: ...
+
+
+_REGISTRY: dict[str, IntegrityCheck] = {}
+
+
+def register(check: IntegrityCheck) -> IntegrityCheck:
+    existing = _REGISTRY.get(check.name)
+    if existing is not None and existing is not check:
+        raise ValueError(f"integrity check {check.name!r} registered twice")
+    _REGISTRY[check.name] = check
+    return check
+
+
+def known_checks() -> dict[str, IntegrityCheck]:
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_check(name: str) -> IntegrityCheck:
+    """A registered check, or `package.module:attribute` imported (and registered) on demand."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if ":" in name:
+        module, _, attribute = name.partition(":")
+        try:
+            check = getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise KeyError(f"cannot import integrity check {name!r}: {exc}") from exc
+        return check  # type: ignore[no-any-return]
+    raise KeyError(f"unknown integrity check {name!r}; known: {', '.join(known_checks())}")
+
+
+@dataclass(frozen=True)
+class _Check:
+    name: str
+    description: str
+    body: Callable[[IntegrityContext], Outcome]
+
+    def run(self, ctx: IntegrityContext) -> Outcome:
+        return self.body(ctx)
+
+
+def _builtin(name: str, description: str) -> Callable[[Callable[[IntegrityContext], Outcome]], IntegrityCheck]:
+    def decorate(body: Callable[[IntegrityContext], Outcome]) -> IntegrityCheck:
+        return register(_Check(name, description, body))
+
+    return decorate
+
+
+def _fetch_order(gateway: str, order_id: str) -> tuple[int, dict[str, Any] | None]:
+    last: Exception | None = None
+    for attempt in range(HTTP_ATTEMPTS):
+        try:
+            status, raw = http.get(f"{gateway}/orders/{order_id}", HTTP_TIMEOUT_S)
+        except OSError as exc:
+            last = exc
+        else:
+            if status == 200:
+                return 200, json.loads(raw)
+            if status == 404:
+                return 404, None
+            last = IntegrityError(f"GET /orders/{order_id} answered {status}")
+        time.sleep(0.2 * (attempt + 1))
+    raise IntegrityError(f"the gateway did not answer for order {order_id}: {last}")
+
+
+def _difference(ack: Ack, order: dict[str, Any], cancelled: bool) -> str | None:
+    for key in ("account", "symbol", "side", "qty"):
+        if str(order.get(key)) != str(getattr(ack, key)):
+            return f"{key} is {order.get(key)!r}, acknowledged {getattr(ack, key)!r}"
+    if abs(float(order.get("price", 0)) - ack.price) > 1e-9:
+        return f"price is {order.get('price')}, acknowledged {ack.price}"
+    if int(order.get("filled_qty", 0)) < ack.filled_qty:
+        return f"filled_qty went back from {ack.filled_qty} to {order.get('filled_qty')}"
+    if cancelled and order.get("status") != "cancelled":
+        return f"status is {order.get('status')!r}, but its cancel was acknowledged"
+    return None
+
+
+@_builtin("acknowledged_orders_persisted", "Every order the gateway acknowledged exists, as acknowledged.")
+def _acknowledged_orders_persisted(ctx: IntegrityContext) -> Outcome:
+    if ctx.gateway is None:
+        raise IntegrityError("no gateway URL to query orders through")
+    gateway = ctx.gateway.rstrip("/")
+    latest = {ack.order_id: ack for ack in ctx.ledger.acks}  # an order acknowledged twice: the later answer
+    with ThreadPoolExecutor(max_workers=QUERY_THREADS) as pool:
+        answers = list(pool.map(lambda ack: _fetch_order(gateway, ack.order_id), latest.values()))
+    examples: list[dict[str, Any]] = []
+    for ack, (status, order) in zip(latest.values(), answers, strict=True):
+        found = "missing" if order is None else _difference(ack, order, ack.order_id in ctx.ledger.cancels)
+        if status == 404 or found is not None:
+            lost = LostOrder(
+                order_id=ack.order_id,
+                client_order_id=ack.client_order_id,
+                account=ack.account,
+                symbol=ack.symbol,
+                side=ack.side,
+                qty=ack.qty,
+                price=ack.price,
+                acked_at=ack.t,
+                found=found or "missing",
+            )
+            ctx.lost.append(lost)
+            examples.append(lost.model_dump(exclude={"fault_index"}))
+    return Outcome(len(latest), len(examples), examples[:MAX_EXAMPLES])
+
+
+def _audit_outcome(ctx: IntegrityContext, name: str, extra: list[dict[str, Any]] | None = None) -> Outcome:
+    found = ctx.reference_audit()["checks"][name]
+    examples = [*(extra or []), *found["examples"]]
+    return Outcome(int(found["checked"]), int(found["violations"]) + len(extra or []), examples[:MAX_EXAMPLES])
+
+
+@_builtin(
+    "no_duplicate_order_ids",
+    "No order id was acknowledged for two different orders, and each client order id names one order.",
+)
+def _no_duplicate_order_ids(ctx: IntegrityContext) -> Outcome:
+    seen: dict[str, Ack] = {}
+    clashes: list[dict[str, Any]] = []
+    for ack in ctx.ledger.acks:
+        first = seen.setdefault(ack.order_id, ack)
+        if first is not ack and (first.client_order_id, first.account) != (ack.client_order_id, ack.account):
+            clashes.append({"order_id": ack.order_id, "first": first.client_order_id, "then": ack.client_order_id})
+    if ctx.stack.description.name == "reference" and ctx.stack.path is not None:
+        return _audit_outcome(ctx, "no_duplicate_order_ids", clashes)
+    return Outcome(len(seen), len(clashes), clashes[:MAX_EXAMPLES])
+
+
+@_builtin("no_double_fills", "Each fill is recorded once, on both its orders, and no order fills beyond its quantity.")
+def _no_double_fills(ctx: IntegrityContext) -> Outcome:
+    return _audit_outcome(ctx, "no_double_fills")
+
+
+@_builtin("balances_conserved", "Total cash and total shares of every symbol are what the accounts were seeded with.")
+def _balances_conserved(ctx: IntegrityContext) -> Outcome:
+    return _audit_outcome(ctx, "balances_conserved")
+
+
+@_builtin("book_not_crossed", "No open book is crossed (best bid below best ask) and every resting order is open.")
+def _book_not_crossed(ctx: IntegrityContext) -> Outcome:
+    return _audit_outcome(ctx, "book_not_crossed")
+
+
+def checks_for(experiment: Experiment, stack_name: str | None) -> list[str]:
+    """The checks a run performs: the experiment's list, or the defaults for its stack."""
+    if experiment.integrity is not None:
+        return list(experiment.integrity)
+    return list(
+        REFERENCE_CHECKS if experiment.stack.reference is not None or stack_name == "reference" else GENERIC_CHECKS
+    )
+
+
+def _attribute(journal: Journal, lost: list[LostOrder]) -> None:
+    injected = sorted((f for f in journal.faults if f.injected_at is not None), key=lambda f: f.injected_at or 0)
+    for order in lost:
+        candidates = [f for f in injected if (f.injected_at or 0) <= order.acked_at + ATTRIBUTION_S]
+        order.fault_index = candidates[-1].index if candidates else None
+
+
+def _rpo(journal: Journal, experiment: Experiment, lost: list[LostOrder], measured: bool) -> None:
+    target = experiment.objectives.rpo_orders
+    groups: list[int | None] = [f.index for f in journal.faults if f.injected_at is not None]
+    if any(order.fault_index is None for order in lost):
+        groups.append(None)
+    for index in groups:
+        mine = [o for o in lost if o.fault_index == index]
+        journal.rpo.append(
+            RpoRecord(
+                fault_index=index,
+                lost=len(mine),
+                first_acked_at=min((o.acked_at for o in mine), default=None),
+                last_acked_at=max((o.acked_at for o in mine), default=None),
+            )
+        )
+        journal.objectives.append(
+            ObjectiveRecord(
+                name="rpo_orders",
+                target=target,
+                observed=len(mine) if measured else None,
+                unit="orders",
+                met=measured and len(mine) <= target,
+                fault_index=index,
+                detail="" if measured else "not measured: the acknowledged orders could not be checked",
+            )
+        )
+
+
+def run_integrity(
+    journal: Journal, experiment: Experiment, stack: LiveStack, gateway: str | None, ledger_dir: Path
+) -> bool:
+    """Run every check; fill the journal's integrity, ledger, lost orders, RPO and objectives. True if all hold."""
+    ledger = read_ledger(ledger_dir)
+    journal.ledger = ledger.record
+    ctx = IntegrityContext(ledger=ledger, gateway=gateway, stack=stack)
+    for name in checks_for(experiment, stack.description.name):
+        started = time.monotonic()
+        try:
+            check = get_check(name)
+            outcome = check.run(ctx)
+            record = IntegrityRecord(
+                name=name,
+                description=check.description,
+                ok=outcome.violations == 0,
+                checked=outcome.checked,
+                violations=outcome.violations,
+                examples=outcome.examples,
+            )
+        except (IntegrityError, KeyError, OSError, ValueError, subprocess.SubprocessError) as exc:
+            record = IntegrityRecord(name=name, ok=False, error=str(exc))
+        record.took_s = round(time.monotonic() - started, 3)
+        journal.integrity.append(record)
+    _attribute(journal, ctx.lost)
+    journal.lost_orders = sorted(ctx.lost, key=lambda o: o.acked_at)[:MAX_LOST_LISTED]
+    persisted = next((r for r in journal.integrity if r.name == "acknowledged_orders_persisted"), None)
+    if persisted is not None:
+        _rpo(journal, experiment, ctx.lost, measured=persisted.error is None)
+    return all(r.ok for r in journal.integrity)
