@@ -13,12 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from engine.api import RunOptions, describe, run_experiment
+from engine.api import RunOptions, describe, recover_pending, run_experiment
 from engine.errors import ChaosError, ExitCode, InvalidInputError
 from engine.journal import load_journal
 from engine.plan import load_plan
 from engine.schema import experiment_schema, reference_markdown
 from engine.stack import default_stack_dir
+from engine.undo import LEDGER_FILE
 from reports import write_all
 
 EXIT_CODES = "exit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in ExitCode.TABLE)
@@ -66,6 +67,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="seed for random target selection (recorded in the journal)")
     p.add_argument("--dry-run", action="store_true", help="validate and print the timeline; start and inject nothing")
     p.add_argument("--quiet", action="store_true", help="print only the start and the verdict")
+    p.add_argument(
+        "--recover",
+        action="store_true",
+        help="first undo faults an earlier, killed run left pending (else such a run refuses to start)",
+    )
+
+    p = sub.add_parser(
+        "recover",
+        help="undo and verify every fault a killed run left in the undo ledger",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=Path(os.environ.get("CHAOS_RUNS_DIR", "runs")),
+        help="the runs directory whose undo-ledger.jsonl to replay (default: $CHAOS_RUNS_DIR or runs)",
+    )
 
     p = sub.add_parser("report", help="render report.html and junit.xml again from a journal")
     p.add_argument("journal", type=Path, metavar="JOURNAL")
@@ -131,6 +150,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         stack_up=args.stack_up,
         seed=args.seed,
         quiet=args.quiet,
+        recover=args.recover,
     )
     # Until the runner takes over signals (and after it lets go), SIGTERM/SIGHUP unwind like Ctrl-C,
     # so a reference stack started for this run is always stopped again.
@@ -148,6 +168,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     for name, path in written.items():
         print(f"{name}: {path}")
     return outcome.exit_code
+
+
+def cmd_recover(runs_dir: Path) -> int:
+    recoveries = recover_pending(runs_dir)
+    if not recoveries:
+        print(f"nothing to recover: no pending faults in {runs_dir / LEDGER_FILE}")
+        return ExitCode.PASSED
+    for item in recoveries:
+        state = "undone and verified gone" if item.ok else "STILL IN PLACE"
+        print(f"{item.undo.label}: {state}")
+        for result in (*item.rollback, *item.verify):
+            print(f"  {result.action} {result.id}: {'ok' if result.ok else result.error} {result.detail}")
+        if item.error:
+            print(f"  error: {item.error}")
+    if all(item.ok for item in recoveries):
+        return ExitCode.PASSED
+    print("some faults could not be undone: check the system now, then run `chaos.py recover` again", file=sys.stderr)
+    return ExitCode.ROLLBACK_FAILED
 
 
 def cmd_report(journal_path: Path, out: Path | None) -> int:
@@ -200,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ExitCode.PASSED
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "recover":
+            return cmd_recover(args.runs_dir)
         if args.command == "report":
             return cmd_report(args.journal, args.out)
         if args.command == "stack":

@@ -13,13 +13,21 @@ from pathlib import Path
 
 from engine.console import ConsoleProgress
 from engine.durations import format_duration
-from engine.errors import StackError
+from engine.errors import PendingFaultsError, StackError
 from engine.events import EventBus
 from engine.journal import Journal, LoadRecord
 from engine.load import LocustLoad
 from engine.plan import Plan, load_plan
 from engine.runner import Runner, RunSettings
-from engine.stack import default_stack_dir, open_stack, start_reference, stop_reference
+from engine.stack import (
+    default_stack_dir,
+    drill_lock,
+    open_stack,
+    resolve_stack_file,
+    start_reference,
+    stop_reference,
+)
+from engine.undo import Recovery, UndoLedger, recover
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,7 @@ class RunOptions:
     stack_up: bool = False
     seed: int | None = None
     quiet: bool = False
+    recover: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,17 +103,43 @@ def _reference_stack(plan: Plan, options: RunOptions, run_dir: Path) -> Iterator
             print(f"WARNING: {exc}; see {log}", file=sys.stderr, flush=True)
 
 
+def _why(recovery: Recovery) -> str:
+    failures = [f"{r.action} {r.id}: {r.error}" for r in (*recovery.rollback, *recovery.verify) if not r.ok]
+    return recovery.error or "; ".join(failures) or "not verified"
+
+
+def recover_pending(runs_dir: Path) -> list[Recovery]:
+    """`chaos.py recover`: undo and verify every fault the undo ledger still lists."""
+    return recover(UndoLedger.in_runs_dir(runs_dir))
+
+
 def run_experiment(path: Path, options: RunOptions, bus: EventBus | None = None) -> RunOutcome:
     """Validate and run an experiment file. InvalidInputError (nothing started) and StackError escape;
     everything after the load starts ends up in the journal's verdict instead."""
     plan = load_plan(path)
+    ledger = UndoLedger.in_runs_dir(options.runs_dir)
+    if ledger.pending():
+        if not options.recover:
+            listed = "; ".join(p.label for p in ledger.pending())
+            raise PendingFaultsError(
+                f"faults of an earlier run were never verified undone ({listed}); nothing was started. "
+                f"Run `chaos.py recover --runs-dir {options.runs_dir}` (or `run --recover`) first."
+            )
+        failed = [r for r in recover(ledger) if not r.ok]
+        if failed:
+            raise PendingFaultsError(
+                "recovery failed, nothing was started: " + "; ".join(f"{r.undo.label}: {_why(r)}" for r in failed)
+            )
     bus = bus or EventBus()
     bus.subscribe(ConsoleProgress(quiet=options.quiet))
     run_id = new_run_id(plan.experiment.title)
     run_dir = (options.runs_dir / run_id).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     seed = options.seed if options.seed is not None else secrets.randbits(32)
-    with _reference_stack(plan, options, run_dir) as stack_dir:
+    with (
+        _reference_stack(plan, options, run_dir) as stack_dir,
+        drill_lock(resolve_stack_file(plan.experiment.stack, plan.base_dir, stack_dir), run_id),
+    ):
         stack = open_stack(plan.experiment.stack, plan.base_dir, stack_dir)
         load_spec = plan.experiment.load
         record = LoadRecord(
@@ -115,6 +150,6 @@ def run_experiment(path: Path, options: RunOptions, bus: EventBus | None = None)
             host=stack.endpoint(load_spec.host),
         )
         load = LocustLoad(record, plan.locustfile, run_dir)
-        settings = RunSettings(run_id=run_id, run_dir=run_dir, seed=seed)
+        settings = RunSettings(run_id=run_id, run_dir=run_dir, seed=seed, undo_ledger=ledger.path)
         journal = Runner(plan, stack, load, settings, bus).execute()
     return RunOutcome(journal, run_dir, run_dir / "journal.json")

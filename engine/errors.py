@@ -81,6 +81,12 @@ class StackError(ChaosError):
     exit_code = ExitCode.CANNOT_RUN
 
 
+class PendingFaultsError(ChaosError):
+    """Faults of an earlier run were never verified undone (its runner died): recover them first."""
+
+    exit_code = ExitCode.CANNOT_RUN
+
+
 class LoadError(ChaosError):
     """The load generator failed to start or died."""
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from engine.events import EventBus, FaultRolledBack
 from engine.journal import FaultRecord
+from engine.stack import LiveStack
+from engine.undo import UndoLedger
 from injectors.base import FaultPlan, Injector, RunContext
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,7 @@ class Pending:
     record: FaultRecord
     injector: Injector[Any]
     plan: FaultPlan
+    ledger_key: str | None = None
 
 
 def measured(record: FaultRecord) -> dict[str, float]:
@@ -45,16 +48,24 @@ class Rollbacks:
         bus: EventBus,
         changed: Callable[[], None],
         now: Callable[[], float] = time.time,
+        ledger: UndoLedger | None = None,
+        stack: LiveStack | None = None,
     ) -> None:
         self._ctx = ctx
+        self._ledger = ledger
+        self._stack = stack
         self._now = now
         self._bus = bus
         self._changed = changed
         self._pending: list[Pending] = []
 
     def register(self, record: FaultRecord, injector: Injector[Any], plan: FaultPlan) -> None:
-        """Call before injecting: from here on the fault will be undone whatever happens."""
-        self._pending.append(Pending(record, injector, plan))
+        """Call before injecting: from here on the fault will be undone whatever happens — by this process,
+        or, if it dies first, by `chaos.py recover` from the undo ledger (on disk before this returns)."""
+        key = None
+        if self._ledger is not None and self._stack is not None:
+            key = self._ledger.pending_write(self._ctx.run_id, record, plan, self._stack)
+        self._pending.append(Pending(record, injector, plan, key))
 
     def pending(self) -> list[FaultRecord]:
         return [p.record for p in self._pending]
@@ -91,6 +102,8 @@ class Rollbacks:
             error = "; ".join(f"{r.action} {r.id}: {r.error}" for r in failures)
         record.ended_at = self._now()
         record.status = "rolled_back" if rolled_ok and verified else "rollback_failed"
+        if rolled_ok and verified and item.ledger_key is not None and self._ledger is not None:
+            self._ledger.done(item.ledger_key)  # a failed one stays pending for `chaos.py recover`
         if error:
             record.error = error if record.error is None else f"{record.error}; {error}"
         self._bus.emit(

@@ -47,6 +47,7 @@ from engine.probes import HttpSampler, judge, render_url, second_failures
 from engine.rollback import Rollbacks
 from engine.signals import SignalGuard
 from engine.stack import LiveStack
+from engine.undo import UndoLedger
 from injectors.base import FaultPlan
 from injectors.errors import InjectorError
 
@@ -60,6 +61,7 @@ class RunSettings:
     seed: int
     tick_s: float = 0.2
     load_start_timeout_s: float = 60.0
+    undo_ledger: Path | None = None  # where each fault is written down before it is injected
 
 
 class Runner:
@@ -81,7 +83,8 @@ class Runner:
         self.clock = clock or SystemClock()
         self.journal_path = settings.run_dir / "journal.json"
         self.ctx = EngineContext(settings.run_id, stack, settings.seed, self.bus)
-        self.rollbacks = Rollbacks(self.ctx, self.bus, self.save, self.clock.time)
+        ledger = UndoLedger(settings.undo_ledger) if settings.undo_ledger is not None else None
+        self.rollbacks = Rollbacks(self.ctx, self.bus, self.save, self.clock.time, ledger=ledger, stack=stack)
         self.store = MetricStore()
         self.samplers: dict[str, HttpSampler] = {}
         self.guard = SignalGuard(self._signal_ignored)

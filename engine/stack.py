@@ -6,11 +6,14 @@ stops it as a subprocess and reads the state file it writes, never its code.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import fcntl
 import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +136,33 @@ def open_stack(ref: StackRef, experiment_dir: Path, stack_dir: Path) -> LiveStac
         )
     # A user's hand-written file is never rewritten; only the reference stack's state file is kept current.
     return LiveStack(description, path if ref.reference is not None else None)
+
+
+@contextlib.contextmanager
+def drill_lock(stack_file: Path, run_id: str) -> Iterator[None]:
+    """Hold `<stack file>.lock` for a run: two runs never drill the same stack at once.
+
+    An advisory lock (flock) held by the open file: it is released when the run ends or its process
+    dies, so a killed runner never leaves the stack locked (its faults are in the undo ledger).
+    """
+    lock_path = stack_file.with_name(stack_file.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another run"
+            raise StackError(f"{holder} is drilling this stack ({stack_file}); one drill per stack at a time") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"run {run_id} (pid {os.getpid()})\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
 
 
 def _tradingstack(args: list[str], log: Path | None, timeout_s: float) -> subprocess.CompletedProcess[str]:

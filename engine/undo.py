@@ -1,0 +1,162 @@
+"""The undo ledger: every fault is written down (fsync'd) before it is injected, and crossed out once
+its rollback is verified. A runner that dies in between — SIGKILL, power loss, OOM — leaves the
+fault pending here, and `chaos.py recover` undoes it from the ledger alone; `chaos.py run` refuses
+to start while anything is pending.
+
+The ledger is `<runs dir>/undo-ledger.jsonl`: append-only JSON lines, `{"op": "pending", ...}` with
+everything the rollback needs (fault kind, validated params, the plan, the stack description and
+its file) and `{"op": "done", "key": ...}`. A torn last line (a crash mid-write) is ignored: its
+fault was not injected yet, because injection waits for the write to be on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.context import EngineContext
+from engine.events import EventBus
+from engine.journal import FaultRecord
+from engine.stack import LiveStack
+from injectors.base import FaultPlan, Injector, TargetResult
+from injectors.registry import get_injector
+from injectors.targets import StackDescription
+
+LEDGER_FILE = "undo-ledger.jsonl"
+
+
+@dataclass(frozen=True)
+class PendingUndo:
+    key: str
+    run_id: str
+    index: int
+    kind: str
+    params: dict[str, Any]
+    plan: FaultPlan
+    stack: StackDescription
+    stack_path: str | None
+    at: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.run_id} fault #{self.index} {self.kind} on {self.plan.target}"
+
+
+class UndoLedger:
+    """One ledger file; every append is flushed to disk before the call returns."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def in_runs_dir(cls, runs_dir: Path) -> UndoLedger:
+        return cls(runs_dir / LEDGER_FILE)
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = b"\n" + line  # after a torn line (a crash mid-write), start a fresh one
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def pending_write(self, run_id: str, record: FaultRecord, plan: FaultPlan, stack: LiveStack) -> str:
+        key = f"{run_id}#{record.index}"
+        self._append(
+            {
+                "op": "pending",
+                "key": key,
+                "run_id": run_id,
+                "index": record.index,
+                "kind": record.kind,
+                "params": record.params,
+                "plan": plan.model_dump(mode="json"),
+                "stack": stack.description.model_dump(mode="json"),
+                "stack_path": str(stack.path) if stack.path is not None else None,
+                "at": time.time(),
+            }
+        )
+        return key
+
+    def done(self, key: str) -> None:
+        self._append({"op": "done", "key": key, "at": time.time()})
+
+    def pending(self) -> list[PendingUndo]:
+        """Faults written down and not crossed out, oldest first."""
+        if not self.path.exists():
+            return []
+        open_entries: dict[str, dict[str, Any]] = {}
+        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+                if entry["op"] == "pending":
+                    open_entries[entry["key"]] = entry
+                elif entry["op"] == "done":
+                    open_entries.pop(entry["key"], None)
+            except (ValueError, KeyError, TypeError):
+                continue  # a torn last line: that fault never got as far as being injected
+        return [
+            PendingUndo(
+                key=e["key"],
+                run_id=e["run_id"],
+                index=int(e["index"]),
+                kind=e["kind"],
+                params=dict(e["params"]),
+                plan=FaultPlan.model_validate(e["plan"]),
+                stack=StackDescription.model_validate(e["stack"]),
+                stack_path=e.get("stack_path"),
+                at=float(e["at"]),
+            )
+            for e in open_entries.values()
+        ]
+
+
+@dataclass
+class Recovery:
+    undo: PendingUndo
+    rollback: list[TargetResult]
+    verify: list[TargetResult]
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(r.ok for r in self.rollback) and all(r.ok for r in self.verify)
+
+
+def _live_stack(undo: PendingUndo) -> LiveStack:
+    # The reference stack's state file is kept current (restarted PIDs); a user's file is never rewritten,
+    # so the description as it was at injection is what the rollback works from.
+    path = Path(undo.stack_path) if undo.stack_path else None
+    if path is not None and path.exists():
+        return LiveStack(StackDescription.model_validate_json(path.read_text()), path)
+    return LiveStack(undo.stack, None)
+
+
+def recover(ledger: UndoLedger) -> list[Recovery]:
+    """Undo and verify every pending fault, newest first; cross out each one that is verified gone."""
+    results = []
+    for undo in reversed(ledger.pending()):
+        rollback: list[TargetResult] = []
+        verify: list[TargetResult] = []
+        try:
+            kind = get_injector(undo.kind)
+            injector: Injector[Any] = kind(kind.parse_params(undo.params))
+            ctx = EngineContext(undo.run_id, _live_stack(undo), seed=undo.plan.seed or 0, bus=EventBus())
+            rollback = injector.rollback(undo.plan, ctx)
+            verify = injector.verify_gone(undo.plan, ctx)
+            outcome = Recovery(undo, rollback, verify)
+        except Exception as exc:  # one fault's broken undo must not stop the others
+            outcome = Recovery(undo, rollback, verify, error=f"{type(exc).__name__}: {exc}")
+        if outcome.ok:
+            ledger.done(undo.key)
+        results.append(outcome)
+    return results
