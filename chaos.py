@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from engine.api import RunOptions, describe, recover_pending, run_experiment
+from engine.api import RunOptions, describe, press_abort, recover_pending, run_experiment
 from engine.errors import ChaosError, ExitCode, InvalidInputError
 from engine.journal import load_journal
 from engine.plan import load_plan
@@ -84,6 +84,14 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path(os.environ.get("CHAOS_RUNS_DIR", "runs")),
         help="the runs directory whose undo-ledger.jsonl to replay (default: $CHAOS_RUNS_DIR or runs)",
+    )
+
+    p = sub.add_parser("abort", help="the big red button: every run in the runs directory rolls back and stops")
+    p.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=Path(os.environ.get("CHAOS_RUNS_DIR", "runs")),
+        help="the runs directory of the runs to abort (default: $CHAOS_RUNS_DIR or runs)",
     )
 
     p = sub.add_parser("report", help="render report.html and junit.xml again from a journal")
@@ -238,6 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ExitCode.PASSED
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "abort":
+            print(f"abort requested: {press_abort(args.runs_dir)}; running drills roll back within a second")
+            return ExitCode.PASSED
         if args.command == "recover":
             return cmd_recover(args.runs_dir)
         if args.command == "report":

@@ -95,7 +95,9 @@ def _describe_fault(fault: FaultRecord, rto_objective: float | None) -> str:
     return f"{head} recovered in {rec.rto_s:g}s{objective}"
 
 
-def decide(journal: Journal, experiment: Experiment, interrupted: str | None) -> tuple[Verdict, int, str]:
+def decide(
+    journal: Journal, experiment: Experiment, interrupted: str | None, aborted: str | None = None
+) -> tuple[Verdict, int, str]:
     """The verdict, exit code and one-sentence summary; the order of the tests is the precedence."""
     faults = journal.faults
     stuck = [f for f in faults if f.status == "rollback_failed"]
@@ -112,6 +114,10 @@ def decide(journal: Journal, experiment: Experiment, interrupted: str | None) ->
             ExitCode.ROLLBACK_FAILED,
             f"fault(s) {names} could NOT be rolled back: check the system now.",
         )
+    if aborted:
+        unsound = [r.name for r in journal.integrity if not r.ok]
+        tail = f" Integrity also failed: {', '.join(unsound)}." if unsound else ""
+        return "aborted", ExitCode.DEVIATED, f"Aborted: {aborted}; every injected fault was rolled back.{tail}"
     if interrupted:
         return (
             "interrupted",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import secrets
 import sys
@@ -108,6 +109,22 @@ def _why(recovery: Recovery) -> str:
     return recovery.error or "; ".join(failures) or "not verified"
 
 
+ABORT_FILE = "ABORT"
+
+
+def abort_file(runs_dir: Path) -> Path:
+    """The big red button of every run in `runs_dir`: a run aborts once this file appears (is touched)."""
+    return runs_dir.resolve() / ABORT_FILE
+
+
+def press_abort(runs_dir: Path) -> Path:
+    """`chaos.py abort`: every run using `runs_dir` rolls back and ends as aborted within a second."""
+    path = abort_file(runs_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"aborted by pid {os.getpid()} at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
+    return path
+
+
 def recover_pending(runs_dir: Path) -> list[Recovery]:
     """`chaos.py recover`: undo and verify every fault the undo ledger still lists."""
     return recover(UndoLedger.in_runs_dir(runs_dir))
@@ -150,6 +167,8 @@ def run_experiment(path: Path, options: RunOptions, bus: EventBus | None = None)
             host=stack.endpoint(load_spec.host),
         )
         load = LocustLoad(record, plan.locustfile, run_dir)
-        settings = RunSettings(run_id=run_id, run_dir=run_dir, seed=seed, undo_ledger=ledger.path)
+        settings = RunSettings(
+            run_id=run_id, run_dir=run_dir, seed=seed, undo_ledger=ledger.path, abort_file=abort_file(options.runs_dir)
+        )
         journal = Runner(plan, stack, load, settings, bus).execute()
     return RunOutcome(journal, run_dir, run_dir / "journal.json")

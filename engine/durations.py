@@ -10,6 +10,7 @@ from pydantic import BeforeValidator, WithJsonSchema
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h))+$"
+MAX_SECONDS = 7 * 86400.0  # a week: longer is a typo, and infinity would break arithmetic
 
 
 def parse_duration(value: Any) -> float:
@@ -19,7 +20,10 @@ def parse_duration(value: Any) -> float:
     text = value.strip()
     if not re.fullmatch(PATTERN, text):
         raise ValueError(f"invalid duration {value!r}: use a number with a unit, e.g. '30s', '2m', '1m30s', '500ms'")
-    return sum(float(num) * _UNIT_SECONDS[unit] for num, unit in _PART.findall(text))
+    seconds = sum(float(num) * _UNIT_SECONDS[unit] for num, unit in _PART.findall(text))
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"duration {value!r} is longer than {MAX_SECONDS // 86400:.0f} days")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

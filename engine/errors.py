@@ -23,7 +23,8 @@ class ExitCode:
         (PASSED, "passed: the steady state held and every objective was met"),
         (
             DEVIATED,
-            "deviated: the hypothesis did not hold (baseline, during, recovery) or an objective was missed",
+            "deviated: the hypothesis did not hold (baseline, during, recovery), an objective was missed, "
+            "or an abort condition stopped the run",
         ),
         (INVALID_INPUT, "invalid input: bad experiment/stack file or arguments; nothing was started"),
         (ROLLBACK_FAILED, "a fault could not be rolled back or verified gone: check the system now"),
@@ -91,6 +92,14 @@ class LoadError(ChaosError):
     """The load generator failed to start or died."""
 
     exit_code = ExitCode.CANNOT_RUN
+
+
+class Aborted(Exception):
+    """An abort condition fired (or `chaos.py abort` was run): roll everything back now."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Interrupted(BaseException):

@@ -171,8 +171,10 @@ def get_check(name: str) -> IntegrityCheck:
         module, _, attribute = name.partition(":")
         try:
             check = getattr(importlib.import_module(module), attribute)
-        except (ImportError, AttributeError) as exc:
+        except (ImportError, AttributeError, ValueError) as exc:
             raise KeyError(f"cannot import integrity check {name!r}: {exc}") from exc
+        if not all(hasattr(check, a) for a in ("name", "description", "run")) or not callable(check.run):
+            raise KeyError(f"{name!r} is not an integrity check (it needs name, description and run(ctx))")
         return check  # type: ignore[no-any-return]
     raise KeyError(f"unknown integrity check {name!r}; known: {', '.join(known_checks())}")
 

@@ -18,9 +18,9 @@ from injectors.base import FaultPlan, TargetResult
 
 JOURNAL_SCHEMA_VERSION = 1
 
-Verdict = Literal["running", "passed", "deviated", "rollback_failed", "interrupted", "error"]
+Verdict = Literal["running", "passed", "deviated", "aborted", "rollback_failed", "interrupted", "error"]
 PhaseName = Literal["preflight", "baseline", "faults", "rollback", "recovery", "integrity", "verdict"]
-PhaseStatus = Literal["running", "ok", "deviated", "failed", "skipped", "interrupted"]
+PhaseStatus = Literal["running", "ok", "deviated", "failed", "skipped", "interrupted", "aborted"]
 JudgedPhase = Literal["baseline", "during", "recovery"]
 
 

@@ -19,6 +19,8 @@ from pydantic import BaseModel, ValidationError
 from engine.errors import InvalidInputError, Problem
 
 MAX_FILE_BYTES = 1_000_000
+# Aliases let a tiny file expand into millions of values ("billion laughs"); experiments are small.
+MAX_VALUES = 50_000
 
 Loc = tuple[str | int, ...]
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -68,8 +70,26 @@ class _Builder:
         self.loader = loader
         self.locator = locator
         self.problems: list[Problem] = []
+        self.built = 0
+        self._open: set[int] = set()  # nodes being built: an alias to one of them is a cycle
 
     def build(self, node: yaml.Node, path: Loc) -> Any:
+        self.built += 1
+        if self.built > MAX_VALUES:
+            line, col = _mark(node)
+            raise InvalidInputError(
+                [Problem(self.locator.file, line, col, f"more than {MAX_VALUES:,} values: aliases expand too far")]
+            )
+        if id(node) in self._open:
+            line, col = _mark(node)
+            raise InvalidInputError([Problem(self.locator.file, line, col, "an alias refers to itself (a cycle)")])
+        self._open.add(id(node))
+        try:
+            return self._build(node, path)
+        finally:
+            self._open.discard(id(node))
+
+    def _build(self, node: yaml.Node, path: Loc) -> Any:
         self.locator.values.setdefault(path, _mark(node))
         if isinstance(node, yaml.MappingNode):
             self.loader.flatten_mapping(node)  # resolves '<<' merge keys
@@ -112,7 +132,12 @@ def read_text(path: Path) -> str:
             raise InvalidInputError(
                 [Problem(name, None, None, f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}")]
             )
-        raw = path.read_bytes()
+        with path.open("rb") as handle:  # read at most the limit: st_size is 0 for pipes and /dev/zero
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise InvalidInputError(
+                [Problem(name, None, None, f"more than {MAX_FILE_BYTES:,} bytes; the limit is {MAX_FILE_BYTES:,}")]
+            )
     except FileNotFoundError:
         raise InvalidInputError([Problem(name, None, None, "no such file")]) from None
     except PermissionError:
@@ -123,7 +148,8 @@ def read_text(path: Path) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        column = len(raw[line_start : exc.start].decode("utf-8", errors="replace")) + 1  # in characters
         raise InvalidInputError(
             [
                 Problem(
@@ -143,26 +169,52 @@ def parse_yaml(text: str, name: str) -> tuple[Any, Locator, list[Problem]]:
     report everything else in the same pass.
     """
     locator = Locator(name)
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         if node is None:
             raise InvalidInputError([Problem(name, 1, 1, "the file is empty")])
         builder = _Builder(loader, locator)
         data = builder.build(node, ())
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        # Point at where the construct began (an unclosed quote, bracket) when PyYAML knows it.
+        unclosed = exc.context and exc.problem and "end of stream" in exc.problem
+        opened = exc.context_mark if unclosed and exc.context_mark is not None else None
+        mark = opened or exc.problem_mark
         line = mark.line + 1 if mark else None
         column = mark.column + 1 if mark else None
         reason = exc.problem or "invalid YAML"
+        if opened is not None and exc.problem_mark is not None:
+            reason = f"{exc.context} that is never closed ({reason} at line {exc.problem_mark.line + 1})"
         if "\t" in reason or "\\t" in reason or "tab" in reason.lower():
             reason += " (YAML indentation must use spaces, not tabs)"
         raise InvalidInputError([Problem(name, line, column, f"YAML syntax error: {reason}")]) from None
+    except yaml.reader.ReaderError as exc:
+        before = text[: exc.position]
+        line, column = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        message = f"character {exc.character!r} is not allowed in YAML (control characters must be escaped)"
+        raise InvalidInputError([Problem(name, line, column, message)]) from None
     except yaml.YAMLError as exc:
         raise InvalidInputError([Problem(name, None, None, f"YAML error: {exc}")]) from None
+    except RecursionError:
+        line, column = _deepest(text)
+        raise InvalidInputError([Problem(name, line, column, "nested too deeply to read (nest less)")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return data, locator, builder.problems
+
+
+def _deepest(text: str, limit: int = 100) -> tuple[int | None, int | None]:
+    """Where brackets first nest deeper than `limit` (PyYAML's recursion error has no position)."""
+    depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        for column, char in enumerate(line, start=1):
+            depth += 1 if char in "[{" else -1 if char in "]}" else 0
+            if depth > limit:
+                return number, column
+    return None, None
 
 
 def load_document(path: Path) -> LoadedDocument:
@@ -194,6 +246,8 @@ def _clean_loc(loc: Iterable[Any]) -> Loc:
     for index, part in enumerate(parts):
         if part in ("metric", "http") and index > 0 and isinstance(parts[index - 1], int):
             continue
+        if part in ("process", "link") and index > 1 and parts[index - 2] == "targets":
+            continue  # the target kinds of a stack description
         cleaned.append(part)
     return tuple(cleaned)
 

@@ -27,7 +27,8 @@ MetricName = Literal[
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity are refused everywhere: a NaN threshold can never fail, an infinite rate never ends.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class StackRef(_Strict):
@@ -101,6 +102,36 @@ class MetricProbe(_Strict):
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"'min' ({self.min}) is above 'max' ({self.max})")
         return self
+
+
+class AbortCondition(_Strict):
+    """Stop the run at once, rolling every fault back, when a load metric stays beyond a limit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+
+    name: str | None = Field(default=None, description="Label for the journal and report.")
+    metric: MetricName
+    request: str | None = Field(default=None, description="Locust request name; omitted = all requests.")
+    above: float | None = Field(default=None, description="Abort when the metric stays above this.")
+    below: float | None = Field(default=None, description="Abort when the metric stays below this.")
+    for_s: Duration = Field(
+        default=5.0,
+        gt=0,
+        alias="for",
+        description="How long (whole seconds, second by second) the breach must last; default 5s.",
+    )
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> Self:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("give exactly one of 'above' or 'below'")
+        return self
+
+    @property
+    def label(self) -> str:
+        limit = f"above {self.above:g}" if self.above is not None else f"below {self.below:g}"
+        what = f"{self.metric} of {self.request}" if self.request else self.metric
+        return self.name or f"{what} {limit} for {self.for_s:g}s"
 
 
 class HttpCheck(_Strict):
@@ -191,6 +222,11 @@ class Experiment(_Strict):
     method: list[FaultStep] = Field(min_length=1, description="The faults, in any order; run by `at`.")
     objectives: Objectives = Field(default_factory=Objectives, description="Targets the run is judged against.")
     recovery: RecoverySpec = Field(default_factory=RecoverySpec, description="How recovery is recognised.")
+    abort_when: list[AbortCondition] = Field(
+        default_factory=list,
+        description="Abort conditions, checked every second from the start of the load: a breach rolls "
+        "every fault back at once and ends the run as aborted (exit 1). `chaos.py abort` does the same by hand.",
+    )
     integrity: list[str] | None = Field(
         default=None,
         description="Data-integrity checks after the run, by name (or `package.module:attribute` for your own). "

@@ -16,7 +16,7 @@ from typing import Any
 
 from engine import analysis, integrity
 from engine.context import Clock, EngineContext, SystemClock
-from engine.errors import ChaosError, Interrupted, LoadError, PreflightError
+from engine.errors import Aborted, ChaosError, Interrupted, LoadError, PreflightError
 from engine.events import (
     Event,
     EventBus,
@@ -41,7 +41,7 @@ from engine.journal import (
 )
 from engine.load import LoadDriver
 from engine.metrics import MetricStore
-from engine.model import HttpProbe
+from engine.model import HttpProbe, MetricProbe
 from engine.plan import Plan, PlannedFault
 from engine.probes import HttpSampler, judge, render_url, second_failures
 from engine.rollback import Rollbacks
@@ -62,6 +62,7 @@ class RunSettings:
     tick_s: float = 0.2
     load_start_timeout_s: float = 60.0
     undo_ledger: Path | None = None  # where each fault is written down before it is injected
+    abort_file: Path | None = None  # `chaos.py abort` creates it: the big red button
 
 
 class Runner:
@@ -93,6 +94,13 @@ class Runner:
         self._live_next: int | None = None
         self._live_ok: bool | None = None
         self._interrupted: str | None = None
+        self._aborted: str | None = None
+        self._abort_probes = [
+            MetricProbe(name=c.label, metric=c.metric, request=c.request, max=c.above, min=c.below)
+            for c in self.experiment.abort_when
+        ]
+        self._abort_streaks = [0] * len(self._abort_probes)
+        self._abort_checked: int | None = None
         doc = plan.document
         self.journal = Journal(
             run_id=settings.run_id,
@@ -173,6 +181,10 @@ class Runner:
                 self._end_phase("preflight", "ok")
                 self._start_load()
                 self._timeline()
+            except Aborted as exc:
+                self._aborted = exc.reason
+                self.bus.emit(Noted(text=f"ABORT: {exc.reason}: rolling everything back", t=self.clock.time()))
+                self._close_open_phases("aborted")
             except Interrupted as exc:
                 self._interrupted = exc.signal_name
                 self.bus.emit(Noted(text=f"{exc.signal_name} received: rolling back", t=self.clock.time()))
@@ -248,6 +260,7 @@ class Runner:
         nxt = 0
         while True:
             self._ingest()
+            self._check_abort()
             now = self._elapsed()
             while nxt < len(actions) and actions[nxt][0] <= now:
                 _, _, what, fault = actions[nxt]
@@ -275,6 +288,23 @@ class Runner:
                 break
             upcoming = actions[nxt][0] if nxt < len(actions) else duration
             self.clock.sleep(max(0.0, min(self.settings.tick_s, upcoming - now)))
+
+    def _check_abort(self) -> None:
+        """Raise Aborted when an abort condition has held for its whole `for`, or the red button was pressed."""
+        flag = self.settings.abort_file
+        if flag is not None and flag.exists() and flag.stat().st_mtime >= self.journal.started_at:
+            raise Aborted(f"{flag.name} was created (chaos.py abort)")
+        last = self.store.last_second()
+        if last is None or self.t0 is None:
+            return
+        first = self._abort_checked + 1 if self._abort_checked is not None else math.floor(self.t0)
+        for second in range(first, last + 1):
+            for i, (probe, condition) in enumerate(zip(self._abort_probes, self.experiment.abort_when, strict=True)):
+                breached = bool(second_failures([probe], second, self.store, self.samplers))
+                self._abort_streaks[i] = self._abort_streaks[i] + 1 if breached else 0
+                if self._abort_streaks[i] >= math.ceil(condition.for_s):
+                    raise Aborted(f"abort condition '{condition.label}' held for {self._abort_streaks[i]}s")
+        self._abort_checked = last
 
     def _judge_baseline(self) -> bool:
         assert self.t0 is not None
@@ -379,6 +409,8 @@ class Runner:
             load_end = min(self.load.record.finished_at or self.clock.time(), self.t0 + self.experiment.load.duration)
             if self._interrupted:
                 self.journal.verdict = "interrupted"
+            elif self._aborted:
+                self.journal.verdict = "aborted"
             analysis.analyse(self.journal, self.experiment, self.store, self.samplers, self.t0, load_end)
             status: PhaseStatus = (
                 "ok" if all(c.ok for c in self.journal.checks if c.phase == "recovery") else "deviated"
@@ -386,7 +418,7 @@ class Runner:
             self._end_phase("recovery", status)
             self._check_integrity()
         self._phase("verdict")
-        verdict, code, summary = analysis.decide(self.journal, self.experiment, self._interrupted)
+        verdict, code, summary = analysis.decide(self.journal, self.experiment, self._interrupted, self._aborted)
         self.journal.verdict, self.journal.exit_code, self.journal.summary = verdict, code, summary
         self.journal.finished_at = self.clock.time()
         self._end_phase("verdict", "ok" if code == 0 else "deviated", verdict)

@@ -38,6 +38,7 @@ VERDICTS = {
     "rollback_failed": ("Rollback failed", "bad"),
     "error": ("Error", "bad"),
     "interrupted": ("Interrupted", "warn"),
+    "aborted": ("Aborted", "bad"),
     "running": ("Incomplete", "warn"),
 }
 _MARKS = {"good": "✓", "bad": "✗", "warn": "⚠\N{VARIATION SELECTOR-15}"}  # VS15: the sign as text, not emoji

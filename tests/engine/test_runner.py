@@ -195,3 +195,26 @@ def test_events_reach_listeners_and_a_broken_listener_is_harmless(tmp_path: Path
         "run_finished",
     ):
         assert expected in seen
+
+
+def test_an_abort_condition_rolls_everything_back_within_a_second_of_the_breach(tmp_path: Path) -> None:
+    # Half the requests fail while the fault is in place (from +10s); the condition needs 2 whole seconds.
+    abort = "abort_when:\n  - {metric: error_rate, above: 0.3, for: 2s}\n"
+    journal, world = run_fake(tmp_path, ONE_FAULT, extra=abort)
+    assert journal.verdict == "aborted" and journal.exit_code == ExitCode.DEVIATED
+    assert "abort condition 'error_rate above 0.3 for 2s' held for 2s" in journal.summary
+    (fault,) = journal.faults
+    assert fault.status == "rolled_back" and not world.active  # undone, and verified
+    assert fault.injected_at is not None and fault.ended_at is not None
+    broken = sorted(p.t for p in journal.metrics["*"] if p.fail)
+    breach_complete = broken[1] + 1  # the end of the second breached second
+    # The runner sees a second once the load generator has written it; then at most one tick to act.
+    assert 0 <= fault.ended_at - breach_complete <= 1.5, (fault.ended_at, breach_complete)
+    assert fault.ended_at - fault.injected_at < 8  # long before its planned 8 s
+    assert [p.status for p in journal.phases if p.name == "faults"] == ["aborted"]
+
+
+def test_an_abort_condition_that_never_holds_long_enough_changes_nothing(tmp_path: Path) -> None:
+    abort = "abort_when:\n  - {metric: error_rate, above: 0.3, for: 30s}\n"
+    journal, _ = run_fake(tmp_path, ONE_FAULT, extra=abort + "objectives: {rto: 15s}\n")
+    assert journal.verdict == "passed", journal.summary

@@ -1,4 +1,4 @@
-"""A runner killed with a fault in place: the undo ledger lets `chaos.py recover` undo it, and runs wait."""
+"""Safety, from the outside: undo-ledger recovery after a killed runner, one drill per stack, the red button."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from engine.errors import ExitCode
+from engine.journal import load_journal
 from engine.undo import LEDGER_FILE, UndoLedger
 from injectors.process import is_running
 from injectors.targets import ProcessInstance
@@ -89,3 +90,30 @@ def test_one_drill_per_stack_at_a_time(world: dict[str, object], tmp_path: Path)
     assert "run 20261125T000000Z-other (pid 1) is drilling this stack" in refused.stderr
     svc = world["svc"]
     assert isinstance(svc, list) and all(is_running(i) for i in svc)  # nothing was injected
+
+
+def test_the_big_red_button_rolls_back_and_ends_the_run_as_aborted(world: dict[str, object], tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    experiment = write_experiment(world, steady=OK_STEADY)
+    runner = subprocess.Popen(
+        [sys.executable, str(ROOT / "chaos.py"), "run", str(experiment), "--runs-dir", str(runs), "--quiet"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_injected(runs)
+        pressed = chaos("abort", "--runs-dir", str(runs))
+        assert pressed.returncode == ExitCode.PASSED and "abort requested" in pressed.stdout
+        output, _ = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            os.kill(runner.pid, signal.SIGKILL)
+            runner.wait(timeout=10)
+    assert runner.returncode == ExitCode.DEVIATED, output
+    journal = load_journal(next(runs.glob("*/journal.json")))
+    assert journal.verdict == "aborted" and "chaos.py abort" in journal.summary
+    (fault,) = journal.faults
+    assert fault.status == "rolled_back" and fault.rollback[0].detail["restarted"] is True
+    assert UndoLedger(runs / LEDGER_FILE).pending() == []
