@@ -1,0 +1,1 @@
+"""Emergency drills: drill files (experiments + runbook + objectives + schedule), runs, history."""
