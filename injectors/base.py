@@ -18,6 +18,7 @@ import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -107,6 +108,10 @@ class Injector(ABC, Generic[SpecT]):
     spec_type: ClassVar[type[FaultSpec]]
     summary: ClassVar[str]
     target_kinds: ClassVar[tuple[str, ...]] = ("process",)
+    selectable: ClassVar[bool] = True  # False: the kind picks its own targets (e.g. the Redis primary)
+    # How many targets inject/rollback/verify act on at once; 1 (one after the other) unless a kind
+    # whose per-target calls are independent (e.g. one API request per pod) says otherwise.
+    max_parallel: ClassVar[int] = 1
 
     def __init__(self, spec: SpecT) -> None:
         self.spec = spec
@@ -115,6 +120,11 @@ class Injector(ABC, Generic[SpecT]):
     def parse_params(cls, params: dict[str, Any]) -> FaultSpec:
         """Validate `params` against this kind's spec (raises pydantic.ValidationError)."""
         return cls.spec_type.model_validate(params)
+
+    @classmethod
+    def referenced_targets(cls, spec: FaultSpec) -> dict[str, str]:
+        """Other stack targets the params name (param → target), checked before the run like `target`."""
+        return {}
 
     @abstractmethod
     def resolve(self, target: str, select: Selection | None, ctx: RunContext) -> list[TargetRef]:
@@ -132,43 +142,49 @@ class Injector(ABC, Generic[SpecT]):
     def verify_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
         """Prove the fault is gone from one target; raises FaultStillPresentError if not."""
 
+    def parallelism(self) -> int:
+        """How many targets to act on at once; `max_parallel` unless the spec says otherwise."""
+        return self.max_parallel
+
     def inject(self, plan: FaultPlan, ctx: RunContext) -> list[TargetResult]:
-        return _each(plan, "inject", lambda ref: self.inject_one(ref, plan, ctx))
+        return _each(plan, "inject", lambda ref: self.inject_one(ref, plan, ctx), self.parallelism())
 
     def rollback(self, plan: FaultPlan, ctx: RunContext) -> list[TargetResult]:
-        return _each(plan, "rollback", lambda ref: self.rollback_one(ref, plan, ctx))
+        return _each(plan, "rollback", lambda ref: self.rollback_one(ref, plan, ctx), self.parallelism())
 
     def verify_gone(self, plan: FaultPlan, ctx: RunContext) -> list[TargetResult]:
-        return _each(plan, "verify", lambda ref: self.verify_one(ref, plan, ctx))
+        return _each(plan, "verify", lambda ref: self.verify_one(ref, plan, ctx), self.parallelism())
 
 
-def _each(plan: FaultPlan, action: Action, fn: Callable[[TargetRef], dict[str, Any]]) -> list[TargetResult]:
-    """Run `fn` on every target of the plan; a failure on one target never skips the others."""
-    results: list[TargetResult] = []
-    for ref in plan.targets:
-        started = time.time()
-        try:
-            detail = fn(ref)
-        except Exception as exc:  # collected, never raised: the other targets still need the action
-            results.append(
-                TargetResult(
-                    id=ref.id,
-                    action=action,
-                    ok=False,
-                    started_at=started,
-                    finished_at=time.time(),
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-            )
-        else:
-            results.append(
-                TargetResult(
-                    id=ref.id,
-                    action=action,
-                    ok=True,
-                    started_at=started,
-                    finished_at=time.time(),
-                    detail=detail,
-                )
-            )
-    return results
+def _one(ref: TargetRef, action: Action, fn: Callable[[TargetRef], dict[str, Any]]) -> TargetResult:
+    started = time.time()
+    try:
+        detail = fn(ref)
+    except Exception as exc:  # collected, never raised: the other targets still need the action
+        return TargetResult(
+            id=ref.id,
+            action=action,
+            ok=False,
+            started_at=started,
+            finished_at=time.time(),
+            error=f"{type(exc).__name__}: {exc}",
+        )
+    return TargetResult(id=ref.id, action=action, ok=True, started_at=started, finished_at=time.time(), detail=detail)
+
+
+def _each(
+    plan: FaultPlan, action: Action, fn: Callable[[TargetRef], dict[str, Any]], parallel: int = 1
+) -> list[TargetResult]:
+    """Run `fn` on every target of the plan, at most `parallel` at once; results in the plan's order.
+
+    A failure on one target never skips the others; each result carries its own timing.
+    """
+    if parallel <= 1 or len(plan.targets) <= 1:
+        return [_one(ref, action, fn) for ref in plan.targets]
+    pool = ThreadPoolExecutor(max_workers=min(parallel, len(plan.targets)), thread_name_prefix=f"chaos-{action}")
+    try:
+        futures = [pool.submit(_one, ref, action, fn) for ref in plan.targets]
+        return [future.result() for future in futures]
+    finally:
+        # On an interrupt, targets not yet started are not started; the ones running are waited for.
+        pool.shutdown(wait=True, cancel_futures=True)

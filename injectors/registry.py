@@ -11,7 +11,14 @@ from injectors.errors import InjectorError
 
 # Fault-domain modules register their kinds on import. Heavy client libraries (docker, kubernetes)
 # are imported inside those modules only when a fault of theirs runs, so loading all is cheap.
-_BUILTIN_MODULES = ("injectors.process", "injectors.network", "injectors.redis", "injectors.zookeeper")
+_BUILTIN_MODULES = (
+    "injectors.process",
+    "injectors.network",
+    "injectors.redis",
+    "injectors.zookeeper",
+    "injectors.container",
+    "injectors.pod",
+)
 
 _REGISTRY: dict[str, type[Injector[Any]]] = {}
 _loaded = False

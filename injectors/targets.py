@@ -7,9 +7,14 @@ it through the run context; the process injector records restarts back into it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import datetime
+import re
+from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 class _Strict(BaseModel):
@@ -48,6 +53,42 @@ class ZooKeeperHealth(_Strict):
 HealthCheck = HttpHealth | TcpHealth | RedisHealth | ZooKeeperHealth
 
 
+class SshHost(_Strict):
+    """A host reached over SSH: key-based login only, and its host key must already be in `known_hosts`.
+
+    A key passphrase is never written here (nor to a plan or journal): `key_passphrase_env` names the
+    environment variable that holds it.
+    """
+
+    address: str = Field(min_length=1, description="Host name or IP address of the SSH server.")
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str = Field(min_length=1, description="Remote user; needs to be allowed to signal the process.")
+    key_file: str | None = Field(
+        default=None, description="Private key file (OpenSSH format); null: the keys of the running ssh-agent."
+    )
+    key_passphrase_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Name of the environment variable holding the passphrase of `key_file`, if it has one.",
+    )
+    known_hosts: str = Field(
+        default="~/.ssh/known_hosts", description="known_hosts file holding the host key; unknown hosts are refused."
+    )
+    connect_timeout_s: float = Field(default=10.0, gt=0, description="Connecting and logging in give up after this.")
+    command_timeout_s: float = Field(default=10.0, gt=0, description="Every remote command gives up after this.")
+
+    @model_validator(mode="after")
+    def _passphrase_needs_key(self) -> Self:
+        if self.key_passphrase_env and not self.key_file:
+            raise ValueError("`key_passphrase_env` goes with `key_file` (ssh-agent keys are already unlocked)")
+        return self
+
+    @property
+    def label(self) -> str:
+        """user@address:port, how messages and journals name the host."""
+        return f"{self.user}@{self.address}:{self.port}"
+
+
 class ProcessInstance(_Strict):
     """One supervised OS process of a target group, with what it takes to identify and restart it."""
 
@@ -67,10 +108,15 @@ class ProcessInstance(_Strict):
         default=None, description='URL answering JSON {"role": ...}; used by `select: {role: ...}`.'
     )
     ports: dict[str, int] = Field(default_factory=dict)
+    host: SshHost | None = Field(
+        default=None,
+        description="The host the process runs on, reached over SSH (bare metal); null: this host. "
+        "`cwd`, `log` and `argv` are then paths on that host.",
+    )
 
 
 class ProcessTarget(_Strict):
-    """A group of interchangeable processes on this host, e.g. all matching engines."""
+    """A group of interchangeable processes, on this host or on hosts reached over SSH, e.g. all matching engines."""
 
     kind: Literal["process"] = "process"
     description: str = ""
@@ -115,6 +161,112 @@ class LinkTarget(_Strict):
     instances: list[LinkInstance] = Field(min_length=1)
 
 
+class ContainerInstance(_Strict):
+    """One container, known by the name (or id) the engine gives it, with how to tell it is healthy."""
+
+    name: str = Field(description="Instance name used by `select: {name: ...}`, e.g. 'matcher-1'.")
+    container: str | None = Field(
+        default=None, description="Container name or id on the engine; default: the instance `name`."
+    )
+    health: HealthCheck | None = Field(
+        default=None,
+        description="Checked after rollback (e.g. the service's HTTP health URL), besides "
+        "the engine's own state and health check.",
+    )
+    role_url: str | None = Field(
+        default=None, description='URL answering JSON {"role": ...}; used by `select: {role: ...}`.'
+    )
+
+
+class ContainerTarget(_Strict):
+    """A group of containers on one Docker-API engine: listed by name/id, or found by a label selector.
+
+    With `labels`, every container carrying all of them is a member at resolve time; such a container
+    may name its health URL and role URL in the labels `chaos.health_url` and `chaos.role_url`.
+    """
+
+    kind: Literal["container"] = "container"
+    description: str = ""
+    engine_url: str | None = Field(
+        default=None,
+        description="Docker Engine API address (unix:///path/to.sock or tcp://host:port); default: $DOCKER_HOST.",
+    )
+    timeout_s: float = Field(default=10.0, gt=0, description="Every engine API call gives up after this long.")
+    containers: list[ContainerInstance] = Field(default_factory=list)
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Label selector: containers carrying every one of these labels."
+    )
+
+    @model_validator(mode="after")
+    def _some_members(self) -> Self:
+        if not self.containers and not self.labels:
+            raise ValueError("list `containers` or give a `labels` selector")
+        return self
+
+
+class KubernetesAccess(_Strict):
+    """How to reach a Kubernetes API: a kubeconfig (path + context), the in-cluster service account, or a URL.
+
+    A bearer token is never written here (nor to a plan or journal): `token_env` names the environment
+    variable that holds it.
+    """
+
+    kubeconfig: str | None = Field(
+        default=None, description="Kubeconfig file; default: $KUBECONFIG, else ~/.kube/config."
+    )
+    context: str | None = Field(default=None, description="Kubeconfig context; default: its current-context.")
+    in_cluster: bool = Field(default=False, description="Use the service account of the pod the runner runs in.")
+    api_url: str | None = Field(
+        default=None, pattern=r"^https?://", description="API server URL, used instead of a kubeconfig."
+    )
+    token_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="With `api_url`: name of the environment variable holding a bearer token.",
+    )
+    ca_file: str | None = Field(default=None, description="With `api_url`: CA bundle that signs the server's cert.")
+    verify_tls: bool = Field(default=True, description="With `api_url`: check the server's TLS certificate.")
+    timeout_s: float = Field(default=5.0, gt=0, description="Every API call gives up after this long.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if self.in_cluster and (self.api_url or self.kubeconfig or self.context):
+            raise ValueError("`in_cluster` excludes `api_url`, `kubeconfig` and `context`")
+        if self.api_url and (self.kubeconfig or self.context):
+            raise ValueError("give either `api_url` or `kubeconfig`/`context`, not both")
+        if (self.token_env or self.ca_file) and not self.api_url:
+            raise ValueError("`token_env` and `ca_file` go with `api_url` (a kubeconfig carries its own credentials)")
+        return self
+
+
+class KubernetesTarget(_Strict):
+    """Kubernetes objects of one namespace: pods by label selector, one Deployment, or nodes by label selector."""
+
+    kind: Literal["kubernetes"] = "kubernetes"
+    description: str = ""
+    api: KubernetesAccess = Field(default_factory=KubernetesAccess)
+    resource: Literal["pods", "deployment", "nodes"] = Field(
+        description="What the target's instances are: pods (of `label_selector`), a Deployment, or nodes."
+    )
+    namespace: str = Field(default="default", description="Namespace of the pods or Deployment (nodes have none).")
+    label_selector: str | None = Field(
+        default=None, description="Label selector (`app=web,tier!=cache`, `env in (a,b)`) picking pods or nodes."
+    )
+    deployment: str | None = Field(
+        default=None,
+        description="Deployment name: the target itself (`resource: deployment`), or the owner of the pods, "
+        "whose ready replicas prove that deleted pods were replaced.",
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if self.resource == "deployment" and not self.deployment:
+            raise ValueError("`resource: deployment` needs `deployment` (its name)")
+        if self.resource == "pods" and not self.label_selector:
+            raise ValueError("`resource: pods` needs a `label_selector`")
+        return self
+
+
 def _target_kind(value: Any) -> str:
     # `kind` may be left out for processes, the common case in hand-written stack files.
     if isinstance(value, dict):
@@ -123,9 +275,65 @@ def _target_kind(value: Any) -> str:
 
 
 Target = Annotated[
-    Annotated[ProcessTarget, Tag("process")] | Annotated[LinkTarget, Tag("link")],
+    Annotated[ProcessTarget, Tag("process")]
+    | Annotated[LinkTarget, Tag("link")]
+    | Annotated[ContainerTarget, Tag("container")]
+    | Annotated[KubernetesTarget, Tag("kubernetes")],
     Discriminator(_target_kind),
 ]
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class MarketHours(_Strict):
+    """When the system trades: no drill may run then unless the operator overrides it explicitly.
+
+    The default is China A-share continuous trading: 09:30-11:30 and 13:00-15:00 Asia/Shanghai,
+    Monday to Friday.
+    """
+
+    timezone: str = Field(default="Asia/Shanghai", description="IANA time zone of the sessions.")
+    weekdays: list[Weekday] = Field(
+        default_factory=lambda: list(WEEKDAYS[:5]), description="Days with trading sessions."
+    )
+    sessions: list[str] = Field(
+        default_factory=lambda: ["09:30-11:30", "13:00-15:00"],
+        description="Trading sessions as HH:MM-HH:MM (start inclusive, end exclusive), local time.",
+    )
+    closed: list[str] = Field(
+        default_factory=list, description="Dates (YYYY-MM-DD) without trading, e.g. public holidays."
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> Self:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.timezone!r} (use an IANA name such as Asia/Shanghai)") from None
+        for session in self.sessions:
+            start, _, end = session.partition("-")
+            if not (_HHMM.match(start) and _HHMM.match(end) and start < end):
+                raise ValueError(f"session {session!r} is not HH:MM-HH:MM with the start before the end")
+        for day in self.closed:
+            try:
+                datetime.date.fromisoformat(day)
+            except ValueError:
+                raise ValueError(f"closed date {day!r} is not YYYY-MM-DD") from None
+        return self
+
+    def session_at(self, when: datetime.datetime) -> str | None:
+        """The session `when` (timezone-aware) falls in, or None outside trading hours."""
+        local = when.astimezone(ZoneInfo(self.timezone))
+        if WEEKDAYS[local.weekday()] not in self.weekdays or local.date().isoformat() in self.closed:
+            return None
+        clock = local.strftime("%H:%M")
+        for session in self.sessions:
+            start, _, end = session.partition("-")
+            if start <= clock < end:
+                return session
+        return None
 
 
 class StackDescription(_Strict):
@@ -136,6 +344,11 @@ class StackDescription(_Strict):
     profile: str | None = None
     production: bool = Field(
         default=False, description="Marks a production system; runs against it need explicit consent."
+    )
+    market_hours: MarketHours | None = Field(
+        default_factory=MarketHours,
+        description="When the system trades; runs are refused then unless overridden. Default: China A-share "
+        "continuous trading (09:30-11:30, 13:00-15:00 Asia/Shanghai, weekdays); null: never trades (a lab stack).",
     )
     endpoints: dict[str, str] = Field(
         default_factory=dict,

@@ -12,7 +12,7 @@ from pathlib import Path
 from redis.exceptions import RedisError
 
 from injectors.process import role_of
-from injectors.targets import ProcessTarget
+from injectors.targets import ContainerTarget, ProcessTarget
 from tradingstack.audit import run_audit
 from tradingstack.launcher import (
     StackError,
@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the stack detached and write DIR/state.json")
     up.add_argument("--dir", type=Path, required=True)
-    up.add_argument("--profile", default="basic", choices=list(PROFILES), help="basic (default) or ha")
+    up.add_argument("--profile", default="basic", choices=list(PROFILES), help="default: basic")
     up.add_argument("--matchers", type=int, default=2)
     up.add_argument(
         "--port",
@@ -84,6 +84,9 @@ def _up(args: argparse.Namespace) -> int:
     for name, url in stack.endpoints.items():
         print(f"  {name:<10} {url}")
     for target in stack.targets.values():
+        if isinstance(target, ContainerTarget):
+            for member in target.containers:
+                print(f"  {member.name:<10} container {(member.container or member.name)[:12]} on {target.engine_url}")
         if not isinstance(target, ProcessTarget):
             continue
         for instance in target.instances:

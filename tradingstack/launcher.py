@@ -30,7 +30,7 @@ from injectors.targets import (
 from injectors.toxiproxy_api import ToxiproxyClient, ToxiproxyError
 from injectors.zookeeper import address_of as zookeeper_address_of
 from injectors.zookeeper import srvr_mode
-from tradingstack import topology
+from tradingstack import containers, topology
 from tradingstack.store import Store, connect
 
 STATE_FILE = "state.json"
@@ -256,15 +256,36 @@ def _start_once(
             _wait_sentinels(description, deadline)
         _check_links(description, plan.links)
         asyncio.run(_seed(description.endpoints["redis"]))
-        engines = launch("matcher", "Matching engines, one leader elected through ZooKeeper", plan.matchers)
+        if profile == "containers":
+            _launch_containers(directory, description, plan.matchers, deadline)
+            engines = []
+        else:
+            engines = launch("matcher", "Matching engines, one leader elected through ZooKeeper", plan.matchers)
         front = launch("gateway", "Order gateway: the public HTTP API", plan.gateways)
         _wait_ready(engines + front, deadline)
-        _wait_leader(engines, deadline)
+        if engines:
+            _wait_leader(engines, deadline)
         return description
     except BaseException:
+        containers.remove_stack_containers(description)
         _terminate(list(reversed(started)), timeout_s=5.0)
         (directory / STATE_FILE).unlink(missing_ok=True)
         raise
+
+
+def _launch_containers(
+    directory: Path, description: StackDescription, matchers: list[ProcessInstance], deadline: float
+) -> None:
+    """The containers profile: the matching engines as containers, running and one of them leader."""
+    summary = "Matching engines as containers (host network), one leader elected through ZooKeeper"
+    try:
+        target = containers.start(directory, matchers, "matcher", summary)
+        description.targets["matcher"] = target
+        write_state(directory, description)
+        containers.wait_ready(target, matchers, deadline)
+        containers.wait_leader(target, deadline)
+    except containers.ContainerStackError as exc:
+        raise StackStartError(exc.component, exc.reason, exc.log_tail) from exc
 
 
 def _terminate(instances: Iterable[ProcessInstance], timeout_s: float) -> list[str]:
@@ -295,7 +316,7 @@ def stop_stack(directory: Path, timeout_s: float = 10.0) -> list[str]:
         return [f"no {STATE_FILE} in {directory}: nothing to stop"]
     processes = _process_targets(state)
     order = [t for t in STOP_ORDER if t in processes] + [t for t in processes if t not in STOP_ORDER]
-    report = []
+    report = containers.remove_stack_containers(state)
     for target in order:
         instances = processes[target].instances
         report += [f"{i.name} was not running" for i in instances if i.pid is None or not is_running(i)]
@@ -319,7 +340,14 @@ def stack_status(directory: Path) -> list[InstanceStatus]:
         return InstanceStatus(target, instance.name, instance.pid, running, reason is None, role, reason)
 
     with ThreadPoolExecutor(max_workers=max(1, len(rows))) as pool:
-        return list(pool.map(check, rows)) + _link_status(state)
+        return list(pool.map(check, rows)) + _container_status(state) + _link_status(state)
+
+
+def _container_status(state: StackDescription) -> list[InstanceStatus]:
+    return [
+        InstanceStatus(target, name, pid, running, running and reason is None, role, reason)
+        for target, name, pid, running, reason, role in containers.status_rows(state)
+    ]
 
 
 def _role(target: str, instance: ProcessInstance) -> str | None:

@@ -341,14 +341,18 @@ PROFILES = {
     "ha": "Redis primary + replica + 3 Sentinels, a 3-node ZooKeeper ensemble; ZooKeeper and order links proxied",
     "lossy": "basic, but the matching engines acknowledge orders before persisting them (write-behind): "
     "deliberately unsafe, to prove that the integrity checks catch lost orders",
+    "containers": "basic, but the matching engines run as containers on the Docker-API engine at $DOCKER_HOST "
+    "(host network; see scripts/podman-setup.sh)",
 }
+# Profiles with basic's middleware: one Redis and one ZooKeeper server.
+SINGLE_SERVER_PROFILES = ("basic", "lossy", "containers")
 
 
 def _middleware(
     directory: Path, profile: str, port: Mapping[str, int]
 ) -> tuple[list[tuple[str, str, list[ProcessInstance]]], dict[str, list[tuple[str, str]]], str, str]:
     """Redis and ZooKeeper for a profile: (targets to start, servers to link to, redis endpoint, zk endpoint)."""
-    if profile in ("basic", "lossy"):
+    if profile in SINGLE_SERVER_PROFILES:
         redis, zookeeper = redis_instance(directory, port["redis"]), zookeeper_instance(directory, port["zookeeper"])
         redis_address, zk_address = f"127.0.0.1:{port['redis']}", f"127.0.0.1:{port['zookeeper']}"
         targets = [
@@ -385,7 +389,7 @@ def port_names(profile: str, matchers: list[str]) -> list[str]:
     """The names `--port NAME=PORT` accepts for a profile."""
     middleware = (
         ["redis", "zookeeper"]
-        if profile in ("basic", "lossy")
+        if profile in SINGLE_SERVER_PROFILES
         else [
             "redis-1",
             "redis-2",
@@ -414,6 +418,7 @@ def lay_out(directory: Path, profile: str, matchers: int, ports: Mapping[str, in
     description = StackDescription(
         name="reference",
         profile=profile,
+        market_hours=None,  # a lab stack on loopback: it never trades, so drills may run at any time
         endpoints={"gateway": f"http://127.0.0.1:{port['gateway']}", "redis": redis_address, "zookeeper": zk_address},
         toxiproxy=ToxiproxyEndpoint(url=f"http://127.0.0.1:{port['toxiproxy']}"),
         targets=dict(links),

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from injectors.process import reap
-from injectors.targets import ProcessInstance, ProcessTarget, StackDescription
+from injectors.targets import LinkTarget, ProcessInstance, ProcessTarget, StackDescription
 from tests.tradingstack.test_stack import call, cli, place, wait_for
 from tradingstack.launcher import read_state, start_stack, stop_stack
 from tradingstack.topology import SENTINEL_MASTER
@@ -74,6 +74,7 @@ def test_the_ha_stack_is_production_shaped(stack: Path) -> None:
     assert description.endpoints["redis"].startswith("sentinel://")
     assert "matcher->redis" not in description.targets  # services follow Sentinel to the primary directly
     links = description.targets["matcher->zookeeper"]
+    assert isinstance(links, LinkTarget)
     assert sorted(i.name for i in links.instances) == sorted(
         f"matcher-{m}->zookeeper-{z}" for m in (1, 2) for z in (1, 2, 3)
     )

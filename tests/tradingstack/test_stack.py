@@ -317,8 +317,9 @@ def test_killing_the_leader_fails_over_without_losing_acknowledged_orders(
 
     # Bring it back as process.kill's rollback would: the recorded command line, nothing else.
     description = state(stack)
-    engines = description.targets["matcher"].instances
-    assert isinstance(engines[0], ProcessInstance)
+    matcher = description.targets["matcher"]
+    assert isinstance(matcher, ProcessTarget)
+    engines = matcher.instances
     restarted = spawn(old)
     engines[[m.name for m in engines].index(old.name)] = restarted
     write_state(stack, description)

@@ -1,0 +1,377 @@
+"""Container faults through the Docker Engine API: kill, stop, pause, restart and network disconnect.
+
+Targets are `container` groups of the stack description: containers listed by name or id, or found by
+a label selector. Every target reference carries the container id and the engine URL, so a rollback
+works from the fault plan alone in a new process. Rollback unpauses, starts or reconnects, and then
+waits until the container is running, not paused, healthy by its own health check (if it has one) and
+by the instance's health check (a trading service's HTTP health URL); verification checks the same.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, TypeAdapter
+
+from injectors import http
+from injectors.base import FaultPlan, FaultSpec, Injector, RunContext, TargetRef
+from injectors.container_api import ContainerNotFoundError, ContainerState, EngineClient, engine, engine_url
+from injectors.errors import FaultStillPresentError, InjectionError, RollbackError, TargetNotFoundError
+from injectors.health import problem
+from injectors.registry import register
+from injectors.selection import Selection, select
+from injectors.targets import ContainerInstance, ContainerTarget, HealthCheck, HttpHealth
+
+HEALTH_URL_LABEL = "chaos.health_url"
+ROLE_URL_LABEL = "chaos.role_url"
+POLL_S = 0.02
+READY_POLL_S = 0.2
+_HEALTH = TypeAdapter(HealthCheck)
+# Without an engine network there is nothing to disconnect: the container shares another namespace.
+_NO_OWN_NETWORK = ("host", "none")
+
+
+@dataclass(frozen=True)
+class _Member:
+    instance: ContainerInstance
+    state: ContainerState
+
+
+def container_group(target: str, ctx: RunContext) -> ContainerTarget:
+    group = ctx.stack.target(target)
+    if not isinstance(group, ContainerTarget):
+        raise TargetNotFoundError(f"target {target!r} is a {group.kind} target, not a group of containers")
+    return group
+
+
+def members(group: ContainerTarget, client: EngineClient) -> list[_Member]:
+    """The listed containers, then those the label selector finds (each container once)."""
+    found = [_Member(i, client.inspect(i.container or i.name)) for i in group.containers]
+    if group.labels:
+        seen = {m.state.id for m in found}
+        for state in client.find(group.labels):
+            if state.id in seen:
+                continue
+            health_url = state.labels.get(HEALTH_URL_LABEL)
+            instance = ContainerInstance(
+                name=state.name,
+                container=state.id,
+                health=HttpHealth(http=health_url) if health_url else None,
+                role_url=state.labels.get(ROLE_URL_LABEL),
+            )
+            found.append(_Member(instance, state))
+        if not found:
+            wanted = ", ".join(f"{k}={v}" for k, v in sorted(group.labels.items()))
+            raise TargetNotFoundError(f"no container on the engine at {client.url} has the labels {wanted}")
+    return found
+
+
+def role_of(member: _Member, timeout_s: float = 1.0) -> str | None:
+    """The live role a running container's service reports at its role URL, or None."""
+    if member.instance.role_url is None or not member.state.up:
+        return None
+    try:
+        status, body = http.get(member.instance.role_url, timeout_s)
+        answer = json.loads(body) if status == 200 else None
+    except (OSError, ValueError):
+        return None
+    role = answer.get("role") if isinstance(answer, dict) else None
+    return str(role) if role is not None else None
+
+
+def resolve_containers(target: str, selection: Selection | None, ctx: RunContext) -> list[TargetRef]:
+    """Pick running containers of the target; each reference records what a rollback needs."""
+    group = container_group(target, ctx)
+    url = engine_url(group.engine_url)
+    with engine(url, group.timeout_s) as client:
+        chosen = select(members(group, client), selection, ctx.rng, name_of=lambda m: m.instance.name, role_of=role_of)
+    down = [f"{m.instance.name} ({m.state.status})" for m in chosen if not m.state.up]
+    if down:
+        raise InjectionError(f"container(s) {', '.join(down)} of {target!r} are not running")
+    return [
+        TargetRef(
+            id=m.instance.name,
+            detail={
+                "container_id": m.state.id,
+                "container": m.state.name,
+                "engine_url": url,
+                "timeout_s": group.timeout_s,
+                "health": m.instance.health.model_dump() if m.instance.health else None,
+                "previous": {"status": m.state.status, "started_at": m.state.started_at, "pid": m.state.pid},
+                "networks": list(m.state.networks),
+                "network_mode": m.state.network_mode,
+            },
+        )
+        for m in chosen
+    ]
+
+
+def _client(ref: TargetRef) -> AbstractContextManager[EngineClient]:
+    """The engine of a reference, from the reference alone (no stack description needed)."""
+    return engine(str(ref.detail["engine_url"]), float(ref.detail.get("timeout_s", 10.0)))
+
+
+def _health(ref: TargetRef) -> HealthCheck | None:
+    raw = ref.detail.get("health")
+    return _HEALTH.validate_python(raw) if raw else None
+
+
+def not_ready(client: EngineClient, ref: TargetRef) -> str | None:
+    """None when the container is running, not paused and healthy; else why not."""
+    cid = str(ref.detail["container_id"])
+    state = client.inspect(cid)
+    if state.paused:
+        return "is paused"
+    if not state.running:
+        return f"is not running (status {state.status}, exit code {state.exit_code})"
+    health = state.health
+    if health is not None:
+        # Fresh, not the last recorded result: podman here has no timer that runs health checks.
+        health = client.run_healthcheck(cid) or health
+    if health is not None and health != "healthy":
+        return f"reports health {health!r}"
+    check = _health(ref)
+    if check is not None and (reason := problem(check)) is not None:
+        return f"is running but not healthy: {reason}"
+    return None
+
+
+def wait_for(condition: Callable[[], str | None], timeout_s: float, what: str, interval_s: float = POLL_S) -> float:
+    """Poll `condition()` (None = done, else a reason) until done; returns seconds waited."""
+    started = time.monotonic()
+    while (reason := condition()) is not None:
+        if time.monotonic() - started >= timeout_s:
+            raise TimeoutError(f"{what} after {timeout_s:.1f}s: {reason}")
+        time.sleep(interval_s)
+    return time.monotonic() - started
+
+
+def ensure_running(ref: TargetRef, ready_timeout_s: float) -> dict[str, Any]:
+    """Unpause or start the container as needed, then wait until it is ready. Idempotent."""
+    cid = str(ref.detail["container_id"])
+    with _client(ref) as client:
+        try:
+            state = client.inspect(cid)
+        except ContainerNotFoundError as exc:
+            raise RollbackError(f"{ref.id}: container {cid[:12]} no longer exists; it cannot be started") from exc
+        action = "none"
+        if state.paused:
+            client.unpause(cid)
+            action = "unpaused"
+        elif not state.running:
+            client.start(cid)
+            action = "started"
+        try:
+            waited = wait_for(lambda: not_ready(client, ref), ready_timeout_s, f"{ref.id} not ready", READY_POLL_S)
+        except TimeoutError as exc:
+            raise RollbackError(str(exc)) from exc
+        return {"container_id": cid, "action": action, "ready_after_s": round(waited, 3)}
+
+
+def verify_ready(ref: TargetRef) -> dict[str, Any]:
+    with _client(ref) as client:
+        reason = not_ready(client, ref)
+        if reason is not None:
+            raise FaultStillPresentError(f"{ref.id} (container {str(ref.detail['container_id'])[:12]}) {reason}")
+        state = client.inspect(str(ref.detail["container_id"]))
+    return {"container_id": state.id, "status": state.status, "pid": state.pid}
+
+
+class _ContainerInjector(Injector[Any]):
+    """Shared by every container kind: resolution, rollback to running-and-healthy, verification."""
+
+    target_kinds: ClassVar[tuple[str, ...]] = ("container",)
+    max_parallel: ClassVar[int] = 8  # one engine client per target: the calls are independent
+
+    def resolve(self, target: str, select: Selection | None, ctx: RunContext) -> list[TargetRef]:
+        return resolve_containers(target, select, ctx)
+
+    def rollback_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
+        return ensure_running(ref, self.spec.ready_timeout_s)
+
+    def verify_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
+        return verify_ready(ref)
+
+
+_READY = Field(default=30.0, gt=0, description="How long the container may take to be running and healthy again.")
+
+
+class ContainerKillSpec(FaultSpec):
+    """Send a signal to the container's main process; rollback starts the container again."""
+
+    signal: Literal["SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP"] = Field(
+        default="SIGKILL", description="Signal to send (a main process that ignores it leaves the container up)."
+    )
+    exit_timeout_s: float = Field(default=10.0, gt=0, description="How long to wait for the container to exit.")
+    ready_timeout_s: float = _READY
+
+
+@register
+class ContainerKillInjector(_ContainerInjector):
+    kind: ClassVar[str] = "container.kill"
+    spec_type: ClassVar[type[FaultSpec]] = ContainerKillSpec
+    summary: ClassVar[str] = "Kill containers (a signal to the main process); rollback starts them again."
+
+    def inject_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
+        cid = str(ref.detail["container_id"])
+        with _client(ref) as client:
+            client.kill(cid, self.spec.signal)
+            try:
+                waited = wait_for(
+                    lambda: None if not client.inspect(cid).running else "still running",
+                    self.spec.exit_timeout_s,
+                    f"{ref.id} did not exit on {self.spec.signal}",
+                )
+            except TimeoutError as exc:
+                raise InjectionError(str(exc)) from exc
+            state = client.inspect(cid)
+        return {
+            "container_id": cid,
+            "signal": self.spec.signal,
+            "exited_after_s": round(waited, 3),
+            "exit_code": state.exit_code,
+        }
+
+
+class ContainerStopSpec(FaultSpec):
+    """Stop the container (its stop signal, then SIGKILL after the grace period); rollback starts it."""
+
+    stop_timeout_s: float = Field(default=10.0, ge=0, description="Grace period before the engine sends SIGKILL.")
+    ready_timeout_s: float = _READY
+
+
+@register
+class ContainerStopInjector(_ContainerInjector):
+    kind: ClassVar[str] = "container.stop"
+    spec_type: ClassVar[type[FaultSpec]] = ContainerStopSpec
+    summary: ClassVar[str] = "Stop containers gracefully (SIGKILL after a grace period); rollback starts them."
+
+    def inject_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
+        cid = str(ref.detail["container_id"])
+        started = time.monotonic()
+        with _client(ref) as client:
+            client.stop(cid, self.spec.stop_timeout_s)
+            state = client.inspect(cid)
+        if state.running:
+            raise InjectionError(f"{ref.id} still running after stop")
+        elapsed = round(time.monotonic() - started, 3)
+        return {"container_id": cid, "stopped_after_s": elapsed, "exit_code": state.exit_code}
+
+
+class ContainerPauseSpec(FaultSpec):
+    """Freeze every process of the container (cgroup freezer); rollback unpauses it."""
+
+    ready_timeout_s: float = _READY
+
+
+@register
+class ContainerPauseInjector(_ContainerInjector):
+    kind: ClassVar[str] = "container.pause"
+    spec_type: ClassVar[type[FaultSpec]] = ContainerPauseSpec
+    summary: ClassVar[str] = "Freeze containers (the engine's pause); rollback unpauses them."
+
+    def inject_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
+        cid = str(ref.detail["container_id"])
+        with _client(ref) as client:
+            client.pause(cid)
+            state = client.inspect(cid)
+        if not state.paused:
+            raise InjectionError(f"{ref.id} is {state.status} after pause, not paused")
+        return {"container_id": cid, "status": state.status}
+
+
+class ContainerRestartSpec(FaultSpec):
+    """Restart the container (stop, then start); rollback makes sure it came back running and healthy."""
+
+    stop_timeout_s: float = Field(default=10.0, ge=0, description="Grace period before the engine sends SIGKILL.")
+    ready_timeout_s: float = _READY
+
+
+@register
+class ContainerRestartInjector(_ContainerInjector):
+    kind: ClassVar[str] = "container.restart"
+    spec_type: ClassVar[type[FaultSpec]] = ContainerRestartSpec
+    summary: ClassVar[str] = "Restart containers; rollback waits until they are running and healthy."
+
+    def inject_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
+        cid = str(ref.detail["container_id"])
+        started = time.monotonic()
+        with _client(ref) as client:
+            client.restart(cid, self.spec.stop_timeout_s)
+            state = client.inspect(cid)
+        if state.started_at == ref.detail["previous"]["started_at"]:
+            raise InjectionError(f"{ref.id} was not restarted (start time unchanged: {state.started_at})")
+        elapsed = round(time.monotonic() - started, 3)
+        return {"container_id": cid, "restarted_after_s": elapsed, "pid": state.pid, "status": state.status}
+
+
+class ContainerNetworkDisconnectSpec(FaultSpec):
+    """Disconnect the container from its engine network(s); rollback reconnects it.
+
+    Containers on the host network (`network_mode: host`, the reference stack's) have no network of
+    their own to disconnect: the fault is refused before the run starts.
+    """
+
+    network: str | None = Field(default=None, description="Network to disconnect from; default: every one.")
+    ready_timeout_s: float = _READY
+
+
+@register
+class ContainerNetworkDisconnectInjector(_ContainerInjector):
+    kind: ClassVar[str] = "container.network_disconnect"
+    spec_type: ClassVar[type[FaultSpec]] = ContainerNetworkDisconnectSpec
+    summary: ClassVar[str] = "Disconnect containers from their engine networks; rollback reconnects them."
+
+    def resolve(self, target: str, select: Selection | None, ctx: RunContext) -> list[TargetRef]:
+        refs = resolve_containers(target, select, ctx)
+        for ref in refs:
+            mode, networks = str(ref.detail["network_mode"]), list(ref.detail["networks"])
+            if mode in _NO_OWN_NETWORK or mode.startswith("container:"):
+                raise InjectionError(
+                    f"{ref.id} uses network_mode {mode!r}: it has no network of its own to disconnect "
+                    "(use network.* faults on its links instead, or run it on an engine network)"
+                )
+            wanted = self.spec.network
+            if wanted is not None and wanted not in networks:
+                raise InjectionError(f"{ref.id} is not on network {wanted!r} (it is on: {', '.join(networks)})")
+            if not networks:
+                raise InjectionError(f"{ref.id} is on no network; nothing to disconnect")
+            ref.detail["networks"] = [wanted] if wanted is not None else networks
+        return refs
+
+    def inject_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
+        cid = str(ref.detail["container_id"])
+        with _client(ref) as client:
+            for network in ref.detail["networks"]:
+                client.disconnect(cid, network)
+            left = client.inspect(cid).networks
+        still = sorted(set(left) & set(ref.detail["networks"]))
+        if still:
+            raise InjectionError(f"{ref.id} is still on {', '.join(still)} after disconnect")
+        return {"container_id": cid, "disconnected": list(ref.detail["networks"])}
+
+    def rollback_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
+        cid = str(ref.detail["container_id"])
+        with _client(ref) as client:
+            try:
+                current = client.inspect(cid).networks
+            except ContainerNotFoundError as exc:
+                raise RollbackError(f"{ref.id}: container {cid[:12]} no longer exists") from exc
+            missing = [n for n in ref.detail["networks"] if n not in current]
+            for network in missing:
+                client.connect(cid, network)
+        return {**ensure_running(ref, self.spec.ready_timeout_s), "reconnected": missing}
+
+    def verify_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
+        detail = verify_ready(ref)
+        with _client(ref) as client:
+            current = client.inspect(str(ref.detail["container_id"])).networks
+        missing = [n for n in ref.detail["networks"] if n not in current]
+        if missing:
+            raise FaultStillPresentError(f"{ref.id} is still disconnected from {', '.join(missing)}")
+        return {**detail, "networks": list(current)}
