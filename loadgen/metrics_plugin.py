@@ -337,8 +337,10 @@ class _MasterCollector:
         import gevent
 
         # On quit the master fires test_stop before it tells the workers to stop: wait in a greenlet of
-        # our own, outside the runner's group, which quit() kills.
-        gevent.spawn(self._stop_when_drained, self._test, len(self._runner.clients))
+        # our own, outside the runner's group, which quit() kills. A worker that went missing (killed)
+        # sends no last seconds: only the live ones are waited for.
+        clients = self._runner.clients
+        gevent.spawn(self._stop_when_drained, self._test, len(clients) - len(clients.missing))
 
     def _stop_when_drained(self, test: int, workers: int) -> None:
         import gevent
