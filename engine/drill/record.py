@@ -97,6 +97,8 @@ class DrillRecord(_Record):
     rpo_orders: int | None = Field(default=None, description="Acknowledged orders lost over the drill.")
     objectives: list[ObjectiveRecord] = Field(default_factory=list)
     notifications: list[dict[str, Any]] = Field(default_factory=list, description="Webhook deliveries and results.")
+    report: str | None = Field(default=None, description="Path of the management report (drill-report.html).")
+    calendar: str = Field(default="", description="What the market-hours guard decided when the drill started.")
 
 
 class HistoryRow(_Record):

@@ -182,11 +182,16 @@ def test_write_junit_and_write_all(tmp_path: Path):
     path = write_junit(journal, tmp_path / "out" / "junit.xml")
     assert path.read_text(encoding="utf-8") == render_junit(journal)
     written = reports.write_all(journal, tmp_path / "run")
-    assert written == {"html": tmp_path / "run" / "report.html", "junit": tmp_path / "run" / "junit.xml"}
+    assert written == {
+        "html": tmp_path / "run" / "report.html",
+        "junit": tmp_path / "run" / "junit.xml",
+        "summary": tmp_path / "run" / "summary.md",
+    }
     assert all(p.is_file() for p in written.values())
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
         "junit.xml",
         "report.html",
+        "summary.md",
     ]  # no temp files
 
 
@@ -194,9 +199,11 @@ def test_public_api():
     assert sorted(reports.__all__) == [
         "render_html",
         "render_junit",
+        "render_markdown",
         "write_all",
         "write_html",
         "write_junit",
+        "write_markdown",
     ]
     assert all(callable(getattr(reports, name)) for name in reports.__all__)
 

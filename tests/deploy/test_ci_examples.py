@@ -1,0 +1,116 @@
+"""The CI examples in deploy/ci/ work as written: their project commands are run here, exactly."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers import ROOT, require_programs
+
+CI_DIR = ROOT / "deploy" / "ci"
+
+
+def github() -> dict[str, Any]:
+    return dict(yaml.safe_load((CI_DIR / "github-actions.yml").read_text()))
+
+
+def gitlab() -> dict[str, Any]:
+    return dict(yaml.safe_load((CI_DIR / "gitlab-ci.yml").read_text()))
+
+
+def github_commands() -> list[str]:
+    return [step["run"] for step in github()["jobs"]["resilience"]["steps"] if "run" in step]
+
+
+def gitlab_commands() -> list[str]:
+    job = gitlab()["resilience"]
+    return [*job["before_script"], *job["script"]]
+
+
+def project_commands(commands: list[str]) -> list[str]:
+    """The commands that belong to this project (the rest installs the CI machine's system packages)."""
+    return [c for c in commands if c.startswith(("bash scripts/", ".venv/bin/python chaos.py"))]
+
+
+def apt_packages(commands: list[str]) -> set[str]:
+    (line,) = [c for c in commands if "apt-get install" in c]
+    words = shlex.split(line.split("apt-get install", 1)[1])
+    return {w for w in words if not w.startswith("-") and w not in {"&&", "sudo"}}
+
+
+def setup_packages() -> set[str]:
+    """The Debian packages scripts/setup.sh installs for running (not the test-only ones)."""
+    script = (ROOT / "scripts" / "setup.sh").read_text()
+    runtime = script.split('if [ "$extras" = "test" ]')[0]
+    return set(re.findall(r"missing\+=\(([^)]+)\)", runtime))
+
+
+def test_both_examples_install_what_setup_needs_and_run_the_same_project_commands() -> None:
+    assert apt_packages(github_commands()) == setup_packages()
+    assert apt_packages(gitlab_commands()) == setup_packages() | {"python3", "python3-venv"}
+    assert project_commands(github_commands()) == project_commands(gitlab_commands())
+    assert project_commands(github_commands()) == [
+        "bash scripts/setup.sh",
+        ".venv/bin/python chaos.py run experiments/ci-smoke.yaml --stack-up --ci",
+    ]
+    # Both publish the same outputs, and JUnit is wired into each platform's test report.
+    github_paths = next(
+        s for s in github()["jobs"]["resilience"]["steps"] if s.get("uses", "").startswith("actions/upload")
+    )
+    assert github_paths["with"]["path"].split() == gitlab()["resilience"]["artifacts"]["paths"]
+    assert gitlab()["resilience"]["artifacts"]["reports"]["junit"] == "runs/*/junit.xml"
+
+
+def run_commands(commands: list[str], runs: Path, summary: Path) -> list[subprocess.CompletedProcess[str]]:
+    env = {**os.environ, "CI": "true", "CHAOS_RUNS_DIR": str(runs), "GITHUB_STEP_SUMMARY": str(summary)}
+    results = []
+    for command in commands:
+        # The command line exactly as the CI file has it, run by the shell the CI runner uses.
+        result = subprocess.run(
+            ["bash", "-eo", "pipefail", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+        results.append(result)
+        if result.returncode != 0:
+            break
+    return results
+
+
+@pytest.mark.slow
+@pytest.mark.infra
+def test_the_resilience_stage_passes_and_publishes_its_artifacts(tmp_path: Path) -> None:
+    require_programs("redis-server", "java")
+    runs, summary = tmp_path / "runs", tmp_path / "step-summary.md"
+    results = run_commands(project_commands(github_commands()), runs, summary)
+    assert [r.returncode for r in results] == [0, 0], results[-1].stdout[-3000:] + results[-1].stderr[-3000:]
+    for pattern in gitlab()["resilience"]["artifacts"]["paths"]:
+        found = list(runs.glob(pattern.removeprefix("runs/")))
+        assert len(found) == 1, pattern
+    (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
+    assert "**PASSED**" in summary.read_text() and summary.read_text() == (run_dir / "summary.md").read_text() + "\n"
+    assert 'failures="0"' in (run_dir / "junit.xml").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.infra
+def test_a_deviated_hypothesis_fails_the_job(tmp_path: Path) -> None:
+    require_programs("redis-server", "java")
+    # The same command on a copy of the experiment whose hypothesis cannot hold: the job must fail.
+    experiment = (ROOT / "experiments" / "ci-smoke.yaml").read_text().replace("max: 250", "max: 0.001")
+    copy = ROOT / "experiments" / f".ci-smoke-deviating-{os.getpid()}.yaml"
+    copy.write_text(experiment)
+    try:
+        (command,) = [c for c in project_commands(github_commands()) if "chaos.py run" in c]
+        (result,) = run_commands(
+            [command.replace("experiments/ci-smoke.yaml", str(copy))], tmp_path / "runs", tmp_path / "s.md"
+        )
+    finally:
+        copy.unlink()
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "DEVIATED" in (tmp_path / "s.md").read_text()
