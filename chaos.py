@@ -13,16 +13,63 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from engine.api import RunOptions, describe, press_abort, recover_pending, run_experiment
-from engine.errors import ChaosError, ExitCode, InvalidInputError
+from engine.api import RunOptions, describe, dry_run, press_abort, recover_pending, run_experiment
+from engine.drill.commands import (
+    ack_command,
+    describe_drill,
+    export_command,
+    history_command,
+    load_if_drill,
+    run_command,
+    schedule_command,
+)
+from engine.drill.history import History, default_history_path
+from engine.drill.model import load_drill
+from engine.drill.record import load_drill_record
+from engine.drill.run import DrillOptions
+from engine.drill.schedule import ChildLauncher
+from engine.durations import parse_duration
+from engine.errors import ChaosError, ExitCode, InvalidInputError, Problem
+from engine.guards import GuardOptions, Override
 from engine.journal import load_journal
+from engine.model import REFERENCE_PROFILES
 from engine.plan import load_plan
 from engine.schema import experiment_schema, reference_markdown
 from engine.stack import default_stack_dir
 from engine.undo import LEDGER_FILE
 from reports import write_all
+from reports.management import write_management_report
+from reports.pdf import print_pdf
 
 EXIT_CODES = "exit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in ExitCode.TABLE)
+
+
+def _add_guard_overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--i-understand-production",
+        action="store_true",
+        help="allow a run against a stack marked `production: true` (needs --reason; who and why are journaled)",
+    )
+    p.add_argument(
+        "--ignore-market-hours",
+        action="store_true",
+        help="allow a run inside the trading sessions (needs --reason; journaled)",
+    )
+    p.add_argument("--reason", default=None, help="why a guard is overridden (recorded in the journal)")
+
+
+def _guard_options(args: argparse.Namespace) -> GuardOptions:
+    """The guard overrides given on the command line; an override without a reason is invalid input."""
+    overriding = args.i_understand_production or args.ignore_market_hours
+    if overriding and not (args.reason or "").strip():
+        raise InvalidInputError(
+            [Problem("chaos.py", None, None, "--i-understand-production and --ignore-market-hours need --reason TEXT")]
+        )
+    reason = Override(reason=args.reason.strip()) if overriding else None
+    return GuardOptions(
+        production=reason if args.i_understand_production else None,
+        market_hours=reason if args.ignore_market_hours else None,
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,10 +115,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="validate and print the timeline; start and inject nothing")
     p.add_argument("--quiet", action="store_true", help="print only the start and the verdict")
     p.add_argument(
+        "--ci",
+        action="store_true",
+        help="CI resilience stage: no colour, no prompts; summary.md next to the journal is also appended to "
+        "$GITHUB_STEP_SUMMARY when set (exit codes as documented)",
+    )
+    p.add_argument(
         "--recover",
         action="store_true",
         help="first undo faults an earlier, killed run left pending (else such a run refuses to start)",
     )
+    _add_guard_overrides(p)
 
     p = sub.add_parser(
         "recover",
@@ -94,9 +148,20 @@ def _parser() -> argparse.ArgumentParser:
         help="the runs directory of the runs to abort (default: $CHAOS_RUNS_DIR or runs)",
     )
 
-    p = sub.add_parser("report", help="render report.html and junit.xml again from a journal")
-    p.add_argument("journal", type=Path, metavar="JOURNAL")
-    p.add_argument("--out", type=Path, default=None, help="output directory (default: next to the journal)")
+    p = sub.add_parser(
+        "report",
+        help="render reports again from a journal.json (report.html, junit.xml) or a drill.json (drill-report.html)",
+    )
+    p.add_argument("journal", type=Path, metavar="PATH", help="a run's journal.json or a drill run's drill.json")
+    p.add_argument("--out", type=Path, default=None, help="output directory (default: next to PATH)")
+    p.add_argument("--pdf", action="store_true", help="also print the HTML report to PDF beside it (system Chromium)")
+    p.add_argument(
+        "--history",
+        type=Path,
+        default=None,
+        help="drill history database for the trends (default: $CHAOS_DRILL_HISTORY, else history.sqlite of the "
+        "runs directory the drill.json is in)",
+    )
 
     p = sub.add_parser("proxy", help="the embedded Toxiproxy-API server")
     p.add_argument("action", choices=["serve"])
@@ -108,7 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["up", "down", "status"])
     p.add_argument("--dir", type=Path, default=None, help="stack directory (default: $CHAOS_STACK_DIR or runs/stack)")
     p.add_argument(
-        "--profile", default="basic", choices=["basic", "ha", "lossy"], help="reference stack profile (up only)"
+        "--profile", default="basic", choices=list(REFERENCE_PROFILES), help="reference stack profile (up only)"
     )
     p.add_argument(
         "--port",
@@ -118,7 +183,65 @@ def _parser() -> argparse.ArgumentParser:
         help="fix a port instead of choosing a free one, e.g. gateway=8080 (up only; repeatable)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable status")
+    _drill_parser(sub)
     return parser
+
+
+def _drill_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`chaos.py drill run|ack|schedule|export|history` (see docs/drills.md)."""
+    drill = sub.add_parser("drill", help="emergency drills: run, acknowledge steps, schedule, export, history")
+    dsub = drill.add_subparsers(dest="drill_command", required=True, metavar="ACTION")
+    runs_default = Path(os.environ.get("CHAOS_RUNS_DIR", "runs"))
+    history_help = "history database (default: $CHAOS_DRILL_HISTORY or RUNS_DIR/drills/history.sqlite)"
+
+    p = dsub.add_parser(
+        "run",
+        help="run a drill: its experiments, the live runbook, the record and the report",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--non-interactive", action="store_true", help="CI: acknowledge manual steps automatically")
+    p.add_argument("--stack-up", action="store_true", help="start a fresh reference stack for each experiment")
+    p.add_argument("--stack-dir", type=Path, default=None, help="directory of a running reference stack")
+    p.add_argument("--runs-dir", type=Path, default=runs_default, help="where runs and drill records go")
+    p.add_argument("--history", type=Path, default=None, help=history_help)
+    p.add_argument("--seed", type=int, default=None, help="seed for random target selection")
+    p.add_argument("--ack-timeout", default="10m", metavar="DURATION", help="wait this long for manual steps")
+    p.add_argument("--no-web", action="store_true", help="do not serve the acknowledgement page on 127.0.0.1")
+    p.add_argument("--quiet", action="store_true", help="print fewer experiment events")
+    _add_guard_overrides(p)
+
+    p = dsub.add_parser("ack", help="acknowledge a manual runbook step of the running drill")
+    p.add_argument("step", metavar="STEP")
+    p.add_argument("--by", default=os.environ.get("USER", "operator"), help="who acknowledges (default: $USER)")
+    p.add_argument("--drill", default=None, help="drill name or run id, when several drills run")
+    p.add_argument("--runs-dir", type=Path, default=runs_default, help="the running drill's runs directory")
+
+    p = dsub.add_parser("schedule", help="run drills at their cron times (APScheduler) until stopped")
+    p.add_argument("paths", nargs="*", type=Path, default=[Path("drills")], metavar="FILE|DIR")
+    p.add_argument("--runs-dir", type=Path, default=runs_default, help="runs directory passed to each drill run")
+    p.add_argument("--history", type=Path, default=None, help=history_help)
+    p.add_argument("--max-runs", type=int, default=None, metavar="N", help="stop after N drill runs")
+    p.add_argument("--for", dest="for_", default=None, metavar="DURATION", help="stop after this long, e.g. 8h")
+    p.add_argument("--stack-up", action="store_true", help="each drill starts fresh reference stacks")
+    p.add_argument("--stack-dir", type=Path, default=None, help="directory of a running reference stack")
+
+    p = dsub.add_parser("export", help="print a crontab entry or a Kubernetes CronJob for a drill's schedule")
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--crontab", action="store_true", help="a crontab entry")
+    kind.add_argument("--k8s-cronjob", action="store_true", help="a batch/v1 CronJob manifest")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--runs-dir", type=Path, default=runs_default, help="runs directory (crontab)")
+    p.add_argument("--image", default="trading-chaos:latest", help="container image with this project (CronJob)")
+    p.add_argument("--namespace", default=None, help="namespace of the CronJob")
+    p.add_argument("--pvc", default=None, help="PersistentVolumeClaim for the runs directory (default: emptyDir)")
+
+    p = dsub.add_parser("history", help="list recorded drill runs, oldest first")
+    p.add_argument("name", nargs="?", default=None, metavar="NAME")
+    p.add_argument("--runs-dir", type=Path, default=runs_default, help="runs directory of the history")
+    p.add_argument("--history", type=Path, default=None, help=history_help)
+    p.add_argument("--json", action="store_true", help="machine-readable rows")
 
 
 def _problems(exc: InvalidInputError) -> int:
@@ -131,6 +254,12 @@ def cmd_validate(files: Sequence[Path]) -> int:
     code = ExitCode.PASSED
     for path in files:
         try:
+            drill = load_if_drill(path)
+            if drill is not None:
+                print(f"{path}: ok — drill {drill.drill.name}: {drill.drill.title}")
+                for line in describe_drill(drill):
+                    print(f"  {line}")
+                continue
             plan = load_plan(path)
         except InvalidInputError as exc:
             code = _problems(exc)
@@ -141,17 +270,63 @@ def cmd_validate(files: Sequence[Path]) -> int:
     return code
 
 
+def cmd_drill(args: argparse.Namespace) -> int:
+    action = args.drill_command
+    runs_dir: Path = args.runs_dir
+    history = getattr(args, "history", None) or default_history_path(runs_dir)
+    if action == "ack":
+        return ack_command(runs_dir, args.step, args.by, args.drill)
+    if action == "history":
+        return history_command(history, args.name, args.json)
+    if action == "schedule":
+        command = [sys.executable, str(Path(__file__).resolve()), "drill", "run", "--non-interactive"]
+        command += ["--runs-dir", str(runs_dir), "--history", str(history)]
+        command += ["--stack-up"] if args.stack_up else []
+        command += ["--stack-dir", str(args.stack_dir)] if args.stack_dir else []
+        duration = parse_duration(args.for_) if args.for_ else None
+        launcher = ChildLauncher(lambda path: [*command, str(path)])
+        return schedule_command(args.paths, history, launcher, args.max_runs, duration)
+    plan = load_drill(args.file)
+    if action == "export":
+        return export_command(
+            plan,
+            "crontab" if args.crontab else "k8s",
+            python=sys.executable,
+            chaos_py=Path(__file__).resolve(),
+            runs_dir=runs_dir,
+            image=args.image,
+            namespace=args.namespace,
+            pvc=args.pvc,
+        )
+    options = DrillOptions(
+        runs_dir=runs_dir,
+        stack_dir=args.stack_dir,
+        stack_up=args.stack_up,
+        seed=args.seed,
+        non_interactive=args.non_interactive,
+        ack_timeout_s=parse_duration(args.ack_timeout),
+        web=not args.no_web,
+        quiet=args.quiet,
+        guards=_guard_options(args),
+    )
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # unwind like Ctrl-C: experiments roll back, the record is kept
+        signal.signal(sig, _raise_keyboard_interrupt)
+    return run_command(
+        plan,
+        options,
+        history,
+        lambda outcome: write_all(outcome.journal, outcome.run_dir)["html"],
+        write_management_report,
+    )
+
+
 def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    if args.dry_run:
-        plan = load_plan(args.file)
-        print(f"{args.file}: {plan.experiment.title} (dry run: nothing will be started or injected)")
-        for line in describe(plan):
-            print(f"  {line}")
-        return ExitCode.PASSED
+    if args.ci:
+        os.environ["NO_COLOR"] = "1"  # Locust and every child process: plain logs
     options = RunOptions(
         runs_dir=args.runs_dir,
         stack_dir=args.stack_dir,
@@ -159,7 +334,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         seed=args.seed,
         quiet=args.quiet,
         recover=args.recover,
+        guards=_guard_options(args),
     )
+    if args.dry_run:
+        print(f"{args.file}: dry run — nothing will be started or injected")
+        code, lines = dry_run(args.file, options)
+        for line in lines:
+            print(f"  {line}")
+        return code
     # Until the runner takes over signals (and after it lets go), SIGTERM/SIGHUP unwind like Ctrl-C,
     # so a reference stack started for this run is always stopped again.
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -175,7 +357,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"journal: {outcome.journal_path}")
     for name, path in written.items():
         print(f"{name}: {path}")
+    if args.ci:
+        _publish_ci_summary(written["summary"])
     return outcome.exit_code
+
+
+def _publish_ci_summary(summary: Path) -> None:
+    """GitHub Actions shows $GITHUB_STEP_SUMMARY on the job page; elsewhere summary.md is an artifact."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if target:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(summary.read_text(encoding="utf-8") + "\n")
+        print(f"summary appended to $GITHUB_STEP_SUMMARY ({target})")
 
 
 def cmd_recover(runs_dir: Path) -> int:
@@ -196,14 +389,37 @@ def cmd_recover(runs_dir: Path) -> int:
     return ExitCode.ROLLBACK_FAILED
 
 
-def cmd_report(journal_path: Path, out: Path | None) -> int:
+def _is_drill_record(path: Path) -> bool:
+    """True when `path` holds a drill record (drill.json) rather than a run journal; decided by content."""
     try:
-        journal = load_journal(journal_path)
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False  # load_journal says what is wrong with it
+    return isinstance(raw, dict) and "drill_run_id" in raw and "run_id" not in raw
+
+
+def cmd_report(journal_path: Path, out: Path | None, pdf: bool = False, history_db: Path | None = None) -> int:
+
+    written: dict[str, Path]
+    try:
+        if _is_drill_record(journal_path):
+            record = load_drill_record(journal_path)
+            # <runs>/drills/<drill-run-id>/drill.json: the history is <runs>/drills/history.sqlite
+            db = history_db or default_history_path(journal_path.resolve().parent.parent.parent)
+            if history_db is not None and not history_db.is_file():
+                raise ValueError(f"{history_db}: no such drill history database")
+            history = History(db).runs(record.drill_name) if db.is_file() else []
+            html = write_management_report(record, out or journal_path.parent, history, base=journal_path.parent)
+            written = {"html": html}
+        else:
+            written = write_all(load_journal(journal_path), out or journal_path.parent)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return ExitCode.INVALID_INPUT
-    for name, path in write_all(journal, out or journal_path.parent).items():
+    for name, path in written.items():
         print(f"{name}: {path}")
+    if pdf:  # a PdfError (no Chromium) ends with exit code 4, the HTML report already written
+        print(f"pdf: {print_pdf(written['html'], written['html'].with_suffix('.pdf'))}")
     return ExitCode.PASSED
 
 
@@ -252,11 +468,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "recover":
             return cmd_recover(args.runs_dir)
         if args.command == "report":
-            return cmd_report(args.journal, args.out)
+            return cmd_report(args.journal, args.out, args.pdf, args.history)
         if args.command == "stack":
             return cmd_stack(args)
         if args.command == "proxy":
             return cmd_proxy(args)
+        if args.command == "drill":
+            return cmd_drill(args)
     except InvalidInputError as exc:
         return _problems(exc)
     except ChaosError as exc:

@@ -7,17 +7,19 @@ import os
 import re
 import secrets
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.console import ConsoleProgress
 from engine.durations import format_duration
-from engine.errors import PendingFaultsError, StackError
+from engine.errors import ExitCode, GuardRefusedError, PendingFaultsError, PreflightError, StackError
 from engine.events import EventBus
+from engine.guards import GuardOptions, check_start
 from engine.journal import Journal, LoadRecord
-from engine.load import LocustLoad
+from engine.load import Distribution, LocustLoad
 from engine.plan import Plan, load_plan
 from engine.runner import Runner, RunSettings
 from engine.stack import (
@@ -39,6 +41,7 @@ class RunOptions:
     seed: int | None = None
     quiet: bool = False
     recover: bool = False
+    guards: GuardOptions = field(default_factory=GuardOptions)
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,7 @@ def run_experiment(path: Path, options: RunOptions, bus: EventBus | None = None)
         drill_lock(resolve_stack_file(plan.experiment.stack, plan.base_dir, stack_dir), run_id),
     ):
         stack = open_stack(plan.experiment.stack, plan.base_dir, stack_dir)
+        guards = check_start(stack.description, options.guards)
         load_spec = plan.experiment.load
         record = LoadRecord(
             locustfile=str(plan.locustfile),
@@ -166,9 +170,56 @@ def run_experiment(path: Path, options: RunOptions, bus: EventBus | None = None)
             duration_s=load_spec.duration,
             host=stack.endpoint(load_spec.host),
         )
-        load = LocustLoad(record, plan.locustfile, run_dir)
+        load = LocustLoad(record, plan.locustfile, run_dir, Distribution.from_spec(load_spec))
         settings = RunSettings(
-            run_id=run_id, run_dir=run_dir, seed=seed, undo_ledger=ledger.path, abort_file=abort_file(options.runs_dir)
+            run_id=run_id,
+            run_dir=run_dir,
+            seed=seed,
+            undo_ledger=ledger.path,
+            abort_file=abort_file(options.runs_dir),
+            guards=tuple(guards),
         )
         journal = Runner(plan, stack, load, settings, bus).execute()
     return RunOutcome(journal, run_dir, run_dir / "journal.json")
+
+
+def dry_run(path: Path, options: RunOptions) -> tuple[int, list[str]]:
+    """`chaos.py run --dry-run`: validate, judge the guards, resolve the targets and run the preflight against
+    the live stack, and describe the timeline — starting and injecting nothing. Returns (exit code, lines)."""
+    plan = load_plan(path)
+    lines = describe(plan)
+    if options.stack_up and plan.experiment.stack.reference is not None:
+        lines.append("stack: a fresh reference stack would be started for the run; targets are resolved then")
+        return ExitCode.PASSED, lines
+    stack = open_stack(plan.experiment.stack, plan.base_dir, options.stack_dir or default_stack_dir())
+    pending = UndoLedger.in_runs_dir(options.runs_dir).pending()
+    if pending:
+        lines.append(f"undo ledger: {len(pending)} pending fault(s): the run would refuse to start without --recover")
+    try:
+        for guard in check_start(stack.description, options.guards):
+            state = "overridden by " + f"{guard.by} ({guard.reason})" if guard.overridden else "ok"
+            lines.append(f"guard {guard.name}: {state} — {guard.detail}")
+    except GuardRefusedError as exc:
+        return exc.exit_code, [*lines, f"guards: {exc}"]
+    with tempfile.TemporaryDirectory(prefix="chaos-dry-run-") as scratch:
+        load_spec = plan.experiment.load
+        record = LoadRecord(
+            locustfile=str(plan.locustfile),
+            users=load_spec.users,
+            spawn_rate=load_spec.spawn_rate,
+            duration_s=load_spec.duration,
+            host=stack.endpoint(load_spec.host),
+        )
+        settings = RunSettings(run_id="dry-run", run_dir=Path(scratch), seed=options.seed or 0)
+        load = LocustLoad(record, plan.locustfile, Path(scratch), Distribution.from_spec(load_spec))
+        runner = Runner(plan, stack, load, settings, EventBus())
+        try:
+            plans = runner.preflight()
+        except PreflightError as exc:
+            return exc.exit_code, [*lines, str(exc)]
+    lines.append(f"preflight: ok — the load target {record.host} answers")
+    for fault, fault_plan in zip(plan.faults, plans, strict=True):
+        hit = ", ".join(ref.id for ref in fault_plan.targets)
+        lines.append(f"  #{fault.index} {fault.step.kind} would hit now: {hit}")
+    lines.append("nothing was started or injected (random choices can differ at run time unless --seed is given)")
+    return ExitCode.PASSED, lines

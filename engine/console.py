@@ -6,6 +6,7 @@ import sys
 from typing import TextIO
 
 from engine.events import Event, RunStarted
+from engine.redact import redact_text
 
 
 class ConsoleProgress:
@@ -20,4 +21,4 @@ class ConsoleProgress:
         if self.quiet and event.type not in ("run_started", "run_finished"):
             return
         offset = event.t - self._t0 if self._t0 is not None else 0.0
-        print(f"[{offset:+7.1f}s] {event.message()}", file=self.stream, flush=True)
+        print(f"[{offset:+7.1f}s] {redact_text(event.message())}", file=self.stream, flush=True)

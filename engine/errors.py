@@ -27,12 +27,17 @@ class ExitCode:
             "or an abort condition stopped the run",
         ),
         (INVALID_INPUT, "invalid input: bad experiment/stack file or arguments; nothing was started"),
-        (ROLLBACK_FAILED, "a fault could not be rolled back or verified gone: check the system now"),
+        (
+            ROLLBACK_FAILED,
+            "a fault could not be rolled back or verified gone, or a second Ctrl-C skipped its rollback: "
+            "check the system now, then `chaos.py recover`",
+        ),
         (
             CANNOT_RUN,
-            "could not run: preflight failed (stack or load generator unavailable); nothing injected",
+            "could not run: preflight failed (stack or load generator unavailable) or a safety guard refused "
+            "(production stack, market hours, blast radius); nothing injected",
         ),
-        (INTERRUPTED, "interrupted (Ctrl-C, SIGTERM): faults were rolled back"),
+        (INTERRUPTED, "interrupted (Ctrl-C, SIGTERM, SIGHUP): faults were rolled back"),
     )
 
 
@@ -88,6 +93,12 @@ class PendingFaultsError(ChaosError):
     exit_code = ExitCode.CANNOT_RUN
 
 
+class GuardRefusedError(ChaosError):
+    """A safety guard refused the run (production stack, market hours, blast radius). Nothing was started."""
+
+    exit_code = ExitCode.CANNOT_RUN
+
+
 class LoadError(ChaosError):
     """The load generator failed to start or died."""
 
@@ -100,6 +111,10 @@ class Aborted(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class SkipRollback(BaseException):
+    """A second Ctrl-C while rolling back: the operator takes over; what is left stays in the undo ledger."""
 
 
 class Interrupted(BaseException):

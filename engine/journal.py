@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.redact import redact
 from injectors.base import FaultPlan, TargetResult
 
 JOURNAL_SCHEMA_VERSION = 1
@@ -145,7 +146,10 @@ class LoadRecord(_Record):
     started_at: float | None = None
     finished_at: float | None = None
     exit_code: int | None = None
-    workers: int = 1
+    workers: int = Field(default=1, description="Locust workers the load was spread over, remote ones included.")
+    remote_workers: int = Field(default=0, description="Of `workers`, how many ran on other machines.")
+    master: str | None = Field(default=None, description="host:port the Locust master listened on (None: no master).")
+    notes: list[str] = Field(default_factory=list, description="What happened to the load processes (a worker died).")
     log: str | None = None
 
 
@@ -197,6 +201,17 @@ class LedgerRecord(_Record):
     unreadable_lines: int = Field(default=0, description="Lines that were not whole JSON (a process killed mid-line).")
 
 
+class GuardRecord(_Record):
+    """One safety guard judged before the run: passed, refused, or overridden by someone, for a reason."""
+
+    name: str = Field(description="production, market_hours or blast_radius.")
+    ok: bool = Field(description="True when the run was allowed past this guard.")
+    overridden: bool = Field(default=False, description="Allowed only because an operator overrode it.")
+    detail: str = ""
+    by: str | None = Field(default=None, description="Who overrode it (user@host).")
+    reason: str | None = Field(default=None, description="Why, as given with the override.")
+
+
 class ErrorRecord(_Record):
     t: float
     phase: str
@@ -239,6 +254,9 @@ class Journal(_Record):
         default_factory=list, description="Acknowledged orders not found as acknowledged (at most 200 listed)."
     )
     rpo: list[RpoRecord] = Field(default_factory=list, description="Acknowledged orders lost, per fault.")
+    guards: list[GuardRecord] = Field(
+        default_factory=list, description="Safety guards judged before the run, with any overrides."
+    )
 
     def phase(self, name: PhaseName) -> PhaseRecord | None:
         for record in reversed(self.phases):
@@ -274,8 +292,23 @@ def write_atomic(path: Path, text: str) -> None:
         os.close(dir_fd)
 
 
+# Sections made only of numbers and names this tool generates: nothing user-provided to redact there.
+_GENERATED = frozenset({"metrics", "steady", "checks", "phases", "rpo", "objectives", "lost_orders", "integrity"})
+
+
+def redacted_dict(journal: Journal) -> dict[str, Any]:
+    """The journal as JSON data with every secret masked (engine.redact): what is written and reported."""
+    data = journal.model_dump(mode="json")
+    return {key: value if key in _GENERATED else redact(value) for key, value in data.items()}
+
+
+def redacted(journal: Journal) -> Journal:
+    """A copy of the journal with every secret masked; reports render only this."""
+    return Journal.model_validate(redacted_dict(journal))
+
+
 def save_journal(journal: Journal, path: Path) -> None:
-    write_atomic(path, journal.model_dump_json(indent=1) + "\n")
+    write_atomic(path, json.dumps(redacted_dict(journal), indent=1, ensure_ascii=False) + "\n")
 
 
 def load_journal(path: Path) -> Journal:

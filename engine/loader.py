@@ -65,6 +65,9 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
+_PLAIN_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
 class _Builder:
     def __init__(self, loader: yaml.SafeLoader, locator: Locator) -> None:
         self.loader = loader
@@ -91,6 +94,11 @@ class _Builder:
 
     def _build(self, node: yaml.Node, path: Loc) -> Any:
         self.locator.values.setdefault(path, _mark(node))
+        if isinstance(node, yaml.CollectionNode) and node.tag not in _PLAIN_COLLECTION_TAGS:
+            line, col = _mark(node)
+            self.problems.append(
+                Problem(self.locator.file, line, col, f"could not determine a constructor for the tag {node.tag!r}")
+            )
         if isinstance(node, yaml.MappingNode):
             self.loader.flatten_mapping(node)  # resolves '<<' merge keys
             result: dict[Any, Any] = {}
@@ -223,6 +231,13 @@ def load_document(path: Path) -> LoadedDocument:
     return LoadedDocument(path, text, hashlib.sha256(text.encode()).hexdigest(), data, locator, problems)
 
 
+# What a field's pattern means, for messages people can act on (instead of the regular expression).
+_PATTERN_MEANS = {
+    "url": "an http(s) URL with a host (or {endpoint}/path), without spaces",
+    "host": "a stack endpoint name or an http(s) URL with a host",
+}
+
+
 def _message(error: Any) -> str:
     kind = error["type"]
     loc = error["loc"]
@@ -236,6 +251,8 @@ def _message(error: Any) -> str:
     if kind == "literal_error" and loc and loc[-1] == "version":
         return f"unsupported version {error.get('input')!r}: this tool reads version 1"
     field = ".".join(str(part) for part in loc)
+    if kind == "string_pattern_mismatch" and loc and str(loc[-1]) in _PATTERN_MEANS:
+        msg = f"{error.get('input')!r} is not {_PATTERN_MEANS[str(loc[-1])]}"
     return f"{field}: {msg}" if field else msg
 
 

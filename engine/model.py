@@ -7,14 +7,16 @@ by engine.plan so that each problem can point at its own line.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic_core import PydanticCustomError
 
 from engine.durations import Duration
 from injectors.selection import Selection
 
-REFERENCE_PROFILES = ("basic", "ha", "lossy")
+REFERENCE_PROFILES = ("basic", "ha", "lossy", "containers")
 
 MetricName = Literal[
     "latency_p50_ms",
@@ -28,7 +30,7 @@ MetricName = Literal[
 
 class _Strict(BaseModel):
     # NaN and infinity are refused everywhere: a NaN threshold can never fail, an infinite rate never ends.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
 class StackRef(_Strict):
@@ -63,8 +65,66 @@ class LoadSpec(_Strict):
     )
     host: str = Field(
         default="gateway",
+        pattern=r"^([A-Za-z_][A-Za-z0-9_.-]*|https?://[^\s/?#]+[^\s]*)$",
         description="Stack endpoint name (e.g. 'gateway') or an http(s) URL on loopback the load is sent to.",
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Local Locust worker processes. 1: one Locust process (no master) unless `remote_workers` "
+        "are expected; more: a Locust master on 127.0.0.1 and this many workers, their per-second latency "
+        "histograms merged exactly (docs/distributed-load.md).",
+    )
+    remote_workers: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="Workers started on other machines with `locust --worker --master-host <master_host>`; the "
+        "load starts once they and the local workers have joined. Needs `master_host`.",
+    )
+    master_host: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$",
+        description="Host name or IPv4 address of this machine that remote workers connect to; the master then "
+        "listens on it (or on `master_bind`) instead of 127.0.0.1. Only on a trusted network: Locust's worker "
+        "protocol has no authentication.",
+    )
+    master_bind: str | None = Field(
+        default=None,
+        description="IPv4 address the master listens on when it is not `master_host` (e.g. '0.0.0.0' behind "
+        "NAT). Only with `master_host`.",
+    )
+    master_port: int | None = Field(
+        default=None,
+        ge=1024,
+        le=65535,
+        description="Port the master listens on for workers. Default: a free port, or 5557 (Locust's) with "
+        "`master_host`.",
+    )
+    join_timeout: Duration = Field(
+        default=60.0, gt=0, description="How long the master waits for every worker to join before the run fails."
+    )
+
+    @model_validator(mode="after")
+    def _distribution(self) -> Self:
+        if self.remote_workers and self.master_host is None:
+            raise ValueError("'remote_workers' needs 'master_host', the address remote workers connect to")
+        if self.master_host is not None and not self.remote_workers:
+            raise ValueError("'master_host' is for remote workers: give 'remote_workers' (how many will join)")
+        if self.master_bind is not None:
+            if self.master_host is None:
+                raise ValueError("'master_bind' is only for 'master_host' mode; without it the master binds 127.0.0.1")
+            try:
+                ipaddress.IPv4Address(self.master_bind)
+            except ValueError:
+                raise ValueError(f"'master_bind' must be an IPv4 address, got {self.master_bind!r}") from None
+        if self.users < self.workers + self.remote_workers:
+            raise ValueError(
+                f"{self.users} user(s) cannot keep {self.workers + self.remote_workers} workers busy; "
+                "give at least one user per worker"
+            )
+        return self
 
 
 class Bounds(_Strict):
@@ -138,7 +198,7 @@ class HttpCheck(_Strict):
     """What an HTTP probe requests and expects."""
 
     url: str = Field(
-        pattern=r"^(https?://|\{[A-Za-z_][A-Za-z0-9_-]*\})",
+        pattern=r"^(https?://[^\s/?#]+|\{[A-Za-z_][A-Za-z0-9_-]*\})[^\s]*$",
         description="http(s) URL; a leading {name} is replaced by the stack endpoint of that name.",
     )
     method: Literal["GET", "HEAD"] = Field(default="GET", description="HTTP method.")
@@ -206,10 +266,41 @@ class RecoverySpec(_Strict):
     )
 
 
+class Guards(_Strict):
+    """Blast-radius limits, checked before anything starts and again before each injection.
+
+    Raise them deliberately for a wide drill (e.g. `percent: 30` of 1,000 pods); the defaults keep a
+    typo from taking down a whole tier.
+    """
+
+    max_concurrent_faults: int = Field(
+        default=1, ge=1, le=1000, description="Faults in effect at the same time, at most (overlapping windows)."
+    )
+    max_targets_per_fault: int = Field(
+        default=10,
+        ge=1,
+        le=100_000,
+        description="Instances one fault may hit, at most: a larger `count`, or more resolved targets "
+        "(`all`, a percentage of a big group), refuse the run.",
+    )
+    max_percent: float = Field(
+        default=50, gt=0, le=100, description="Largest `select.percent` of a target group allowed."
+    )
+
+
+def _exact_version(value: Any) -> Any:
+    # Literal[1] alone takes True and 1.0 (they compare equal to 1); neither is version 1.
+    if type(value) is not int:
+        raise PydanticCustomError("literal_error", "Input should be 1", {"expected": "1"})
+    return value
+
+
 class Experiment(_Strict):
     """An experiment file."""
 
-    version: Literal[1] = Field(description="File format version; this tool reads 1.")
+    version: Annotated[Literal[1], BeforeValidator(_exact_version)] = Field(
+        description="File format version; this tool reads 1."
+    )
     title: str = Field(min_length=1, description="One line; the report's heading.")
     description: str = Field(default="", description="What is tested and why; shown in the report.")
     tags: list[str] = Field(default_factory=list, description="Free labels for grouping experiments.")
@@ -222,6 +313,7 @@ class Experiment(_Strict):
     method: list[FaultStep] = Field(min_length=1, description="The faults, in any order; run by `at`.")
     objectives: Objectives = Field(default_factory=Objectives, description="Targets the run is judged against.")
     recovery: RecoverySpec = Field(default_factory=RecoverySpec, description="How recovery is recognised.")
+    guards: Guards = Field(default_factory=Guards, description="Blast-radius limits (see Guards).")
     abort_when: list[AbortCondition] = Field(
         default_factory=list,
         description="Abort conditions, checked every second from the start of the load: a breach rolls "

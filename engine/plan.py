@@ -157,6 +157,7 @@ def check(experiment: Experiment, doc: LoadedDocument) -> tuple[list[PlannedFaul
                     f"so recovery ({format_duration(tail)}) can be observed",
                 )
             )
+        problems.extend(_blast_radius(experiment, i, loc))
         if targets is not None and step.target not in targets:
             close = difflib.get_close_matches(step.target, sorted(targets), n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"the stack has: {', '.join(sorted(targets))}"
@@ -179,6 +180,17 @@ def check(experiment: Experiment, doc: LoadedDocument) -> tuple[list[PlannedFaul
         except ValidationError as exc:
             problems.extend(problems_from_validation(exc, loc, prefix=(*where, "params")))
             continue
+        if step.select is not None and not injector.selectable:
+            problems.append(loc.problem((*where, "select"), f"{step.kind} chooses its own targets; remove `select`"))
+        for param, name in injector.referenced_targets(spec).items():
+            if targets is not None and name not in targets:
+                known = ", ".join(sorted(targets))
+                problems.append(
+                    loc.problem(
+                        (*where, "params", param) if param in step.params else (*where, "target"),
+                        f"params.{param} names target {name!r}, which the stack does not have (it has: {known})",
+                    )
+                )
         faults.append(PlannedFault(position, step, injector, spec))
     for position, name in enumerate(experiment.integrity or []):
         try:
@@ -186,6 +198,43 @@ def check(experiment: Experiment, doc: LoadedDocument) -> tuple[list[PlannedFaul
         except KeyError as exc:
             problems.append(loc.problem(("integrity", position), str(exc.args[0])))
     return faults, problems
+
+
+def _blast_radius(experiment: Experiment, i: int, loc: Locator) -> list[Problem]:
+    """The guards one step can break on paper: overlapping faults, and too wide a selection."""
+    guards = experiment.guards
+    step = experiment.method[i]
+    problems: list[Problem] = []
+    in_effect = [
+        j
+        for j, other in enumerate(experiment.method)
+        if j != i and other.at <= step.at < other.at + other.duration and (other.at, j) < (step.at, i)
+    ]
+    if len(in_effect) + 1 > guards.max_concurrent_faults:
+        others = ", ".join(f"method[{j}] {experiment.method[j].kind}" for j in in_effect)
+        problems.append(
+            loc.problem(
+                ("method", i, "at"),
+                f"at {format_duration(step.at)} this fault makes {len(in_effect) + 1} faults in effect at once "
+                f"(with {others}); guards.max_concurrent_faults is {guards.max_concurrent_faults}",
+            )
+        )
+    select = step.select
+    if select is not None and select.count is not None and select.count > guards.max_targets_per_fault:
+        problems.append(
+            loc.problem(
+                ("method", i, "select", "count"),
+                f"count {select.count} is over guards.max_targets_per_fault ({guards.max_targets_per_fault})",
+            )
+        )
+    if select is not None and select.percent is not None and select.percent > guards.max_percent:
+        problems.append(
+            loc.problem(
+                ("method", i, "select", "percent"),
+                f"percent {select.percent:g} is over guards.max_percent ({guards.max_percent:g})",
+            )
+        )
+    return problems
 
 
 def load_plan(path: Path) -> Plan:

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.events import EventBus, FaultRolledBack
+from engine.errors import SkipRollback
+from engine.events import EventBus, FaultRolledBack, Noted
 from engine.journal import FaultRecord
 from engine.stack import LiveStack
 from engine.undo import UndoLedger
@@ -74,16 +75,45 @@ class Rollbacks:
         """Undo one fault now (its duration is over). True when rolled back and verified."""
         for item in self._pending:
             if item.record.index == index:
+                ok = self._undo(item)  # stays pending until done: a signal in the middle leaves it to undo_all
                 self._pending.remove(item)
-                return self._undo(item)
+                return ok
         return True
 
     def undo_all(self) -> bool:
-        """Undo everything still pending, newest first; True when every one was rolled back and verified."""
+        """Undo everything still pending, newest first; True when every one was rolled back and verified.
+
+        A second Ctrl-C (SkipRollback) stops here: every fault not yet undone is marked rollback_failed
+        and stays pending in the undo ledger, so `chaos.py recover` can undo it later.
+        """
         ok = True
-        while self._pending:
-            ok = self._undo(self._pending.pop()) and ok
+        try:
+            while self._pending:
+                ok = self._undo(self._pending[-1]) and ok
+                self._pending.pop()
+        except SkipRollback:
+            self._leave_in_place()
+            return False
         return ok
+
+    def _leave_in_place(self) -> None:
+        left = list(reversed(self._pending))
+        self._pending.clear()
+        for item in left:
+            record = item.record
+            record.status = "rollback_failed"
+            record.ended_at = self._now()
+            note = "rollback skipped by a second Ctrl-C: the fault may still be in place (run `chaos.py recover`)"
+            record.error = note if record.error is None else f"{record.error}; {note}"
+        names = ", ".join(f"#{item.record.index} {item.record.kind}" for item in left)
+        self._bus.emit(
+            Noted(
+                text=f"rollback SKIPPED by a second Ctrl-C; left in place: {names}",
+                details={"left_in_place": [item.record.index for item in left]},
+                t=self._now(),
+            )
+        )
+        self._changed()
 
     def _undo(self, item: Pending) -> bool:
         record = item.record

@@ -33,6 +33,7 @@ from engine.journal import (
     ErrorRecord,
     EventRecord,
     FaultRecord,
+    GuardRecord,
     Journal,
     PhaseName,
     PhaseRecord,
@@ -63,6 +64,7 @@ class RunSettings:
     load_start_timeout_s: float = 60.0
     undo_ledger: Path | None = None  # where each fault is written down before it is injected
     abort_file: Path | None = None  # `chaos.py abort` creates it: the big red button
+    guards: tuple[GuardRecord, ...] = ()  # judged before the run (engine.guards), journaled as they were
 
 
 class Runner:
@@ -114,6 +116,7 @@ class Runner:
             seed=settings.seed,
             started_at=self.clock.time(),
             load=load.record,
+            guards=list(settings.guards),
             faults=[
                 FaultRecord(
                     index=f.index,
@@ -160,7 +163,8 @@ class Runner:
         self.bus.emit(Noted(text=f"error in {phase}: {message}", t=self.clock.time()))
 
     def _signal_ignored(self, name: str) -> None:
-        self.bus.emit(Noted(text=f"{name} received while rolling back: rollback continues", t=self.clock.time()))
+        hint = " (press Ctrl-C again to skip it and leave the faults in place)" if name == "SIGINT" else ""
+        self.bus.emit(Noted(text=f"{name} received while rolling back: rollback continues{hint}", t=self.clock.time()))
 
     # -- the run -----------------------------------------------------------------------------
     def execute(self) -> Journal:
@@ -210,6 +214,19 @@ class Runner:
                 plans.append(self._fault_plan(fault, refs))
             except InjectorError as exc:
                 problems.append(f"fault #{fault.index} {fault.step.kind}: {exc}")
+                continue
+            if (too_wide := self._too_wide(refs)) is not None:
+                problems.append(f"fault #{fault.index} {fault.step.kind}: {too_wide}")
+        cap = self.experiment.guards.max_targets_per_fault
+        widest = max((len(p.targets) for p in plans), default=0)
+        self.journal.guards.append(
+            GuardRecord(
+                name="blast_radius",
+                ok=not any("guards.max_targets_per_fault" in p for p in problems),
+                detail=f"at most {cap} target(s) per fault, {self.experiment.guards.max_concurrent_faults} "
+                f"fault(s) at once; the widest fault resolves to {widest}",
+            )
+        )
         if (problem := self.load.check_target()) is not None:
             problems.append(problem)
         for probe in self.experiment.steady_state:
@@ -223,6 +240,12 @@ class Runner:
         if problems:
             raise PreflightError("preflight failed, nothing was started or injected:\n  " + "\n  ".join(problems))
         return plans
+
+    def _too_wide(self, refs: list[Any]) -> str | None:
+        cap = self.experiment.guards.max_targets_per_fault
+        if len(refs) <= cap:
+            return None
+        return f"it resolves to {len(refs)} targets, over guards.max_targets_per_fault ({cap}); nothing injected"
 
     def _fault_plan(self, fault: PlannedFault, refs: list[Any]) -> FaultPlan:
         step = fault.step
@@ -353,6 +376,20 @@ class Runner:
                 )
             )
             return
+        if (too_wide := self._too_wide(plan.targets)) is not None:
+            record.status, record.error = "failed", f"refused: {too_wide}"
+            self.bus.emit(
+                FaultInjected(
+                    index=fault.index,
+                    kind=fault.step.kind,
+                    target=fault.step.target,
+                    targets=[],
+                    ok=False,
+                    error=record.error,
+                    t=self.clock.time(),
+                )
+            )
+            return
         record.plan = plan
         self.rollbacks.register(record, injector, plan)  # before injecting: undone whatever happens next
         record.injected_at = self.clock.time()
@@ -393,7 +430,8 @@ class Runner:
         pending = self.rollbacks.pending()
         if pending:
             self._phase("rollback")
-            ok = self.rollbacks.undo_all()
+            with self.guard.skippable():
+                ok = self.rollbacks.undo_all()
             self._end_phase("rollback", "ok" if ok else "failed", f"{len(pending)} fault(s) rolled back")
         for sampler in self.samplers.values():
             sampler.stop()

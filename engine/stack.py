@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import difflib
 import fcntl
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -22,7 +24,14 @@ from engine.journal import write_atomic
 from engine.loader import load_document, validate_model
 from engine.model import StackRef
 from injectors.errors import TargetNotFoundError
-from injectors.targets import ProcessInstance, ProcessTarget, StackDescription, Target
+from injectors.targets import (
+    ContainerTarget,
+    KubernetesTarget,
+    ProcessInstance,
+    ProcessTarget,
+    StackDescription,
+    Target,
+)
 
 STATE_FILE = "state.json"
 # What the reference stack of each profile provides, for validating experiments without a live stack.
@@ -35,10 +44,13 @@ REFERENCE_TARGETS: dict[str, dict[str, str]] = {
     "ha": {**dict.fromkeys((*_PROCESSES, "sentinel"), "process"), **dict.fromkeys(_HA_LINKS, "link")},
 }
 REFERENCE_TARGETS["lossy"] = REFERENCE_TARGETS["basic"]
+# The containers profile runs the matching engines as containers (see scripts/podman-setup.sh).
+REFERENCE_TARGETS["containers"] = {**REFERENCE_TARGETS["basic"], "matcher": "container"}
 REFERENCE_ENDPOINTS: dict[str, tuple[str, ...]] = {
     "basic": ("gateway", "redis", "zookeeper"),
     "ha": ("gateway", "redis", "zookeeper"),
     "lossy": ("gateway", "redis", "zookeeper"),
+    "containers": ("gateway", "redis", "zookeeper"),
 }
 
 
@@ -50,14 +62,19 @@ def default_stack_dir() -> Path:
 class LiveStack:
     """A stack description in use by a run; changes (restarted PIDs) are saved back when it has a file."""
 
-    def __init__(self, description: StackDescription, path: Path | None) -> None:
+    def __init__(self, description: StackDescription, path: Path | None, overlay: LiveOverlay | None = None) -> None:
         self._description = description
         self.path = path
+        self._overlay = overlay
         self._lock = threading.Lock()
 
     @property
     def description(self) -> StackDescription:
         return self._description
+
+    @property
+    def overlay(self) -> LiveOverlay | None:
+        return self._overlay
 
     def target(self, name: str) -> Target:
         targets = self._description.targets
@@ -78,6 +95,8 @@ class LiveStack:
             self._description = self._description.model_copy(update={"targets": targets})
             if self.path is not None:
                 write_atomic(self.path, self._description.model_dump_json(indent=1) + "\n")
+            elif self._overlay is not None:
+                self._overlay.record(target, instance)
 
     def endpoint(self, name_or_url: str) -> str:
         if "://" in name_or_url:
@@ -105,7 +124,58 @@ class LiveStack:
 def _instances_summary(group: Target) -> list[dict[str, Any]]:
     if isinstance(group, ProcessTarget):
         return [{"kind": "process", "name": i.name, "pid": i.pid} for i in group.instances]
+    if isinstance(group, ContainerTarget):
+        listed = [{"kind": "container", "name": i.name, "container": i.container or i.name} for i in group.containers]
+        return listed + ([{"kind": "container", "labels": group.labels}] if group.labels else [])
+    if isinstance(group, KubernetesTarget):  # its members (pods, nodes) are only known at resolve time
+        return [group.model_dump(include={"kind", "resource", "namespace", "label_selector", "deployment"})]
     return [{"kind": "link", "name": i.name, "proxy": i.proxy, "client": i.client} for i in group.instances]
+
+
+class LiveOverlay:
+    """What runs changed in a user's stack file, kept beside it: `<file>.live.json`.
+
+    A user's hand-written stack file is never rewritten. When a rollback restarts a process (a new
+    PID), the new instance is recorded here and replaces the file's instance of the same name on the
+    next runs — for as long as the stack file is unchanged (its SHA-256 is recorded): once the user
+    edits the file, what they wrote wins.
+    """
+
+    def __init__(self, stack_file: Path) -> None:
+        self.stack_file = stack_file
+        self.path = stack_file.with_name(stack_file.name + ".live.json")
+        self.stack_sha256 = hashlib.sha256(stack_file.read_bytes()).hexdigest()
+
+    def _instances(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("stack_sha256") != self.stack_sha256:
+            return {}
+        instances = data.get("instances")
+        return instances if isinstance(instances, dict) else {}
+
+    def apply(self, description: StackDescription) -> StackDescription:
+        """The description with every recorded instance in place of the file's one of the same name."""
+        recorded = self._instances()
+        targets = dict(description.targets)
+        for name, by_instance in recorded.items():
+            group = targets.get(name)
+            if not isinstance(group, ProcessTarget) or not isinstance(by_instance, dict):
+                continue
+            instances = [
+                ProcessInstance.model_validate(by_instance[i.name]) if i.name in by_instance else i
+                for i in group.instances
+            ]
+            targets[name] = group.model_copy(update={"instances": instances})
+        return description.model_copy(update={"targets": targets})
+
+    def record(self, target: str, instance: ProcessInstance) -> None:
+        recorded = self._instances()
+        recorded.setdefault(target, {})[instance.name] = instance.model_dump(mode="json")
+        document = {"stack_sha256": self.stack_sha256, "instances": recorded}
+        write_atomic(self.path, json.dumps(document, indent=1) + "\n")
 
 
 def read_description(path: Path) -> StackDescription:
@@ -134,8 +204,11 @@ def open_stack(ref: StackRef, experiment_dir: Path, stack_dir: Path) -> LiveStac
             f"the reference stack in {stack_dir} runs profile {description.profile!r}, "
             f"the experiment needs {ref.reference!r}"
         )
-    # A user's hand-written file is never rewritten; only the reference stack's state file is kept current.
-    return LiveStack(description, path if ref.reference is not None else None)
+    if ref.reference is not None:
+        return LiveStack(description, path)
+    # A user's hand-written file is never rewritten: restarted instances go to <file>.live.json beside it.
+    overlay = LiveOverlay(path)
+    return LiveStack(overlay.apply(description), None, overlay)
 
 
 @contextlib.contextmanager

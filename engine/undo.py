@@ -21,7 +21,7 @@ from typing import Any
 from engine.context import EngineContext
 from engine.events import EventBus
 from engine.journal import FaultRecord
-from engine.stack import LiveStack
+from engine.stack import LiveOverlay, LiveStack
 from injectors.base import FaultPlan, Injector, TargetResult
 from injectors.registry import get_injector
 from injectors.targets import StackDescription
@@ -40,6 +40,7 @@ class PendingUndo:
     stack: StackDescription
     stack_path: str | None
     at: float
+    user_stack_file: str | None = None
 
     @property
     def label(self) -> str:
@@ -82,6 +83,7 @@ class UndoLedger:
                 "plan": plan.model_dump(mode="json"),
                 "stack": stack.description.model_dump(mode="json"),
                 "stack_path": str(stack.path) if stack.path is not None else None,
+                "user_stack_file": str(stack.overlay.stack_file) if stack.overlay is not None else None,
                 "at": time.time(),
             }
         )
@@ -114,6 +116,7 @@ class UndoLedger:
                 plan=FaultPlan.model_validate(e["plan"]),
                 stack=StackDescription.model_validate(e["stack"]),
                 stack_path=e.get("stack_path"),
+                user_stack_file=e.get("user_stack_file"),
                 at=float(e["at"]),
             )
             for e in open_entries.values()
@@ -134,11 +137,14 @@ class Recovery:
 
 def _live_stack(undo: PendingUndo) -> LiveStack:
     # The reference stack's state file is kept current (restarted PIDs); a user's file is never rewritten,
-    # so the description as it was at injection is what the rollback works from.
+    # so the description as it was at injection is what the rollback works from, and what it restarts is
+    # recorded in the file's live overlay for the next runs.
     path = Path(undo.stack_path) if undo.stack_path else None
     if path is not None and path.exists():
         return LiveStack(StackDescription.model_validate_json(path.read_text()), path)
-    return LiveStack(undo.stack, None)
+    user_file = Path(undo.user_stack_file) if undo.user_stack_file else None
+    overlay = LiveOverlay(user_file) if user_file is not None and user_file.is_file() else None
+    return LiveStack(undo.stack, None, overlay)
 
 
 def recover(ledger: UndoLedger) -> list[Recovery]:

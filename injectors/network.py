@@ -166,7 +166,9 @@ class NetworkLatencyInjector(_ToxicInjector):
 
 
 class NetworkBandwidthSpec(_LinkSpec):
-    rate_kb_per_s: int = Field(ge=0, description="Bandwidth limit in KB/s (0 stops all data).")
+    rate_kb_per_s: int = Field(
+        gt=0, description="Bandwidth limit in KB/s (at least 1: Toxiproxy treats 0 as no limit)."
+    )
 
 
 @register

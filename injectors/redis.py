@@ -43,6 +43,7 @@ from injectors.process import (
     ProcessKillSpec,
     ProcessPauseInjector,
     ProcessPauseSpec,
+    current_instance,
     is_running,
     process_target,
     verify_running,
@@ -278,6 +279,12 @@ class _SentinelSpec(FaultSpec):
 class _RedisInjector(Injector[Any]):
     """Shared behaviour: resolve the Sentinels' primary, watch for promotions, verify the whole set."""
 
+    selectable: ClassVar[bool] = False
+
+    @classmethod
+    def referenced_targets(cls, spec: FaultSpec) -> dict[str, str]:
+        return {"sentinels": str(getattr(spec, "sentinels", "sentinel"))}
+
     def __init__(self, spec: Any) -> None:
         super().__init__(spec)
         self._watches: dict[str, ChangeWatch] = {}
@@ -350,7 +357,43 @@ class _SignalInjector(_RedisInjector):
             raise
 
     def rollback_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
-        return {**self.promotion(ref, plan, ctx), **self.process().rollback_one(ref, plan, ctx)}
+        promotion = self.promotion(ref, plan, ctx)
+        rejoin = self.rejoin_as(ref, plan, ctx)
+        return {**promotion, **rejoin, **self.process().rollback_one(ref, plan, ctx)}
+
+    def rejoin_as(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
+        """Before a dead node is restarted: make its command line follow the primary the Sentinels name now.
+
+        The recorded `--replicaof` is the topology of when the stack started. Restarted with it, a former
+        primary started as a replica would replicate from a replica (no master at all until a slow failover),
+        and a node restarted as master after a promotion would be a second master until Sentinel demotes it.
+        """
+        instance = current_instance(plan.target, ref, ctx)
+        if is_running(instance):
+            return {}
+        redis_set = self.redis_set(plan.target, ctx)
+        address = redis_set.sentinel_view()[0]
+        primary = redis_set.name_of(address)
+        if address is None or primary is None:
+            return {}  # no majority names a primary: keep the recorded command line
+        argv = _without_replicaof(instance.argv)
+        if primary != ref.id:
+            host, port = split_hostport(address)
+            argv += ["--replicaof", host, str(port)]
+        ctx.stack.replace_instance(plan.target, instance.model_copy(update={"argv": argv}))
+        return {"restarted_as": "master" if primary == ref.id else f"replica of {primary}"}
+
+
+def _without_replicaof(argv: list[str]) -> list[str]:
+    out, skip = [], 0
+    for arg in argv:
+        if skip:
+            skip -= 1
+        elif arg in ("--replicaof", "--slaveof"):
+            skip = 2
+        else:
+            out.append(arg)
+    return out
 
 
 class RedisKillPrimarySpec(_NodeSpec):

@@ -20,7 +20,7 @@ class Selection(BaseModel):
     With no picker, one instance is chosen at random; the run's seed makes the choice repeatable.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     role: str | None = Field(default=None, description="Live role reported by the instance, e.g. 'leader'.")
     name: str | None = Field(default=None, description="Exact instance name, e.g. 'matcher-2'.")

@@ -15,6 +15,10 @@ command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
 if [ "$extras" = "test" ]; then
     # Tests open the HTML reports in a real browser and print the management report to PDF.
     command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    # Container faults are tested against podman's Docker API (tests start it: scripts/podman-setup.sh).
+    { command -v podman && command -v runc && [ -x /bin/busybox ]; } >/dev/null 2>&1 || missing+=(podman runc busybox-static)
+    # Process faults over SSH are tested against a real sshd the tests start on a loopback port.
+    [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

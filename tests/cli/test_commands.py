@@ -44,12 +44,15 @@ def test_schema_and_validate_the_shipped_experiments() -> None:
 
 
 def test_dry_run_prints_the_timeline_and_starts_nothing(tmp_path: Path) -> None:
-    result = chaos(
-        "run", str(ROOT / "experiments" / "matcher-leader-kill.yaml"), "--dry-run", "--runs-dir", str(tmp_path / "runs")
-    )
+    experiment = str(ROOT / "experiments" / "matcher-leader-kill.yaml")
+    result = chaos("run", experiment, "--dry-run", "--stack-up", "--runs-dir", str(tmp_path / "runs"))
     assert result.returncode == ExitCode.PASSED
     assert "dry run" in result.stdout and "process.kill" in result.stdout
+    assert "a fresh reference stack would be started" in result.stdout
     assert not (tmp_path / "runs").exists()
+    # Without --stack-up a dry run resolves targets on the live stack: there is none here.
+    result = chaos("run", experiment, "--dry-run", "--stack-dir", str(tmp_path / "none"), "--runs-dir", str(tmp_path))
+    assert result.returncode == ExitCode.CANNOT_RUN and "no reference stack is running" in result.stderr
 
 
 def test_run_without_a_live_reference_stack_says_how_to_start_one(tmp_path: Path) -> None:

@@ -66,7 +66,14 @@ def world(tmp_path: Path) -> Iterator[dict[str, object]]:
 
 
 def write_experiment(
-    world: dict[str, object], *, steady: str, stack: StackDescription | None = None, at: str = "4s", host: str = "web"
+    world: dict[str, object],
+    *,
+    steady: str,
+    stack: StackDescription | None = None,
+    at: str = "4s",
+    host: str = "web",
+    select: str = "{role: leader}",
+    extra: str = "",
 ) -> Path:
     tmp = world["tmp"]
     assert isinstance(tmp, Path)
@@ -77,6 +84,7 @@ def write_experiment(
         name="cli-test",
         endpoints={"web": f"http://127.0.0.1:{web.ports['http']}"},
         targets={"svc": ProcessTarget(instances=svc), "web": ProcessTarget(instances=[web])},
+        market_hours=None,  # a test stack never trades: runs are allowed at any time of day
     )
     (tmp / "stack.json").write_text(desc.model_dump_json(indent=1))
     path = tmp / "exp.yaml"
@@ -88,8 +96,9 @@ load: {{locustfile: {HERE / "web_locustfile.py"}, users: 4, spawn_rate: 4, durat
 steady_state:
 {steady}
 method:
-  - {{at: {at}, duration: 2s, kind: process.kill, target: svc, select: {{role: leader}}}}
+  - {{at: {at}, duration: 2s, kind: process.kill, target: svc, select: {select}}}
 objectives: {{rto: 5s}}
+{extra}
 integrity: []            # this service takes no orders: nothing to reconcile
 recovery: {{stable_for: 1s}}
 """)
@@ -152,6 +161,7 @@ def test_exit_3_when_the_killed_process_cannot_be_restarted(world: dict[str, obj
         name="cli-test",
         endpoints={"web": f"http://127.0.0.1:{web.ports['http']}"},
         targets={"svc": ProcessTarget(instances=[broken, svc[1]])},
+        market_hours=None,  # a test stack never trades
     )
     runs = tmp_path / "runs"
     result = chaos("run", str(write_experiment(world, steady=OK_STEADY, stack=desc)), "--runs-dir", str(runs))
@@ -169,6 +179,7 @@ def test_exit_4_when_the_load_target_is_down(world: dict[str, object], tmp_path:
         name="cli-test",
         endpoints={"web": f"http://127.0.0.1:{free_port()}"},
         targets={"svc": ProcessTarget(instances=svc)},
+        market_hours=None,  # a test stack never trades
     )
     result = chaos("run", str(write_experiment(world, steady=OK_STEADY, stack=desc)), "--runs-dir", str(runs))
     assert result.returncode == ExitCode.CANNOT_RUN, result.stdout + result.stderr
@@ -208,7 +219,8 @@ def test_exit_130_interrupted_after_injection_rolls_back(world: dict[str, object
     journal = load_journal(only_journal(runs))
     assert journal.verdict == "interrupted" and journal.faults[0].status == "rolled_back"
     desc = StackDescription.model_validate_json((tmp_path / "stack.json").read_text())
-    assert desc.targets["svc"].instances[0].name == "svc-1"
+    svc_target = desc.targets["svc"]
+    assert isinstance(svc_target, ProcessTarget) and svc_target.instances[0].name == "svc-1"
     # The user's stack file is never rewritten; the journal holds the restarted PID, which must be alive.
     new_pid = journal.faults[0].rollback[0].detail["pid"]
     assert new_pid and os.path.exists(f"/proc/{new_pid}")

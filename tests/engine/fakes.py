@@ -246,12 +246,13 @@ def run_fake(
     steady: str = STEADY,
     world: World | None = None,
     bus: EventBus | None = None,
+    undo_ledger: Path | None = None,
 ) -> tuple[Journal, World]:
     clock = world.clock if world else FakeClock()
     world = world or World(clock)
     FakeInjector.world = world
     plan = make_plan(tmp_path, method_yaml, extra, steady)
     load = FakeLoad(world, plan.experiment.load.duration)
-    settings = RunSettings(run_id="test-run", run_dir=tmp_path / "run", seed=7)
+    settings = RunSettings(run_id="test-run", run_dir=tmp_path / "run", seed=7, undo_ledger=undo_ledger)
     runner = Runner(plan, fake_stack(), load, settings, bus=bus, clock=clock)
     return runner.execute(), world

@@ -10,6 +10,7 @@ import pytest
 from engine.errors import ExitCode
 from engine.events import Event, EventBus
 from engine.journal import load_journal
+from engine.undo import UndoLedger
 from tests.engine.fakes import FakeClock, World, run_fake
 
 ONE_FAULT = """\
@@ -132,6 +133,41 @@ def test_signal_during_rollback_does_not_stop_the_rollback(tmp_path: Path) -> No
     ]
     assert journal.verdict == "interrupted"
     assert any("SIGTERM received while rolling back" in e.message for e in journal.events)
+
+
+def test_a_second_ctrl_c_skips_the_rollback_leaves_the_rest_pending_and_exits_3(tmp_path: Path) -> None:
+    method = """\
+    - {at: 6s, duration: 20s, kind: fake.break, target: matcher}
+    - at: 8s
+      duration: 20s
+      kind: fake.break
+      target: gateway
+      params: {signal_in_inject: SIGINT, signal_in_rollback: SIGINT}
+    """
+    ledger = tmp_path / "undo-ledger.jsonl"
+    journal, world = run_fake(tmp_path, method, undo_ledger=ledger)
+    # The first Ctrl-C interrupted the run; the second, inside the gateway's rollback, skipped the rest.
+    assert [c for c in world.calls if c[0] == "rollback"] == [("rollback", "gateway-1")]
+    assert journal.verdict == "rollback_failed"
+    assert journal.exit_code == ExitCode.ROLLBACK_FAILED
+    assert [f.status for f in journal.faults] == ["rollback_failed", "rollback_failed"]
+    assert all("second Ctrl-C" in (f.error or "") for f in journal.faults)
+    assert any("left in place: #2 fake.break, #1 fake.break" in e.message for e in journal.events)
+    # Both stay in the undo ledger for `chaos.py recover`.
+    assert sorted(p.index for p in UndoLedger(ledger).pending()) == [1, 2]
+
+
+def test_a_single_ctrl_c_during_a_normal_rollback_does_not_skip_it(tmp_path: Path) -> None:
+    # The load dies at +12s with the fault in place: the run unwinds without any Ctrl-C before.
+    method = "- {at: 10s, duration: 20s, kind: fake.break, target: matcher, params: {signal_in_rollback: SIGINT}}\n"
+    journal, world = run_fake(tmp_path, method, world=World(FakeClock(), load_dies_at=12.0))
+    assert [c for c in world.calls if c[0] != "resolve"] == [
+        ("inject", "matcher-1"),
+        ("rollback", "matcher-1"),
+        ("verify", "matcher-1"),
+    ]
+    assert [f.status for f in journal.faults] == ["rolled_back"]
+    assert any("press Ctrl-C again to skip" in e.message for e in journal.events)
 
 
 @pytest.mark.parametrize("param", ["fail_rollback", "fail_verify"])
