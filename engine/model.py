@@ -165,12 +165,18 @@ class MetricProbe(_Strict):
 
 
 class AbortCondition(_Strict):
-    """Stop the run at once, rolling every fault back, when a load metric stays beyond a limit."""
+    """Stop the run at once, rolling every fault back, when a load metric stays beyond a limit — or a
+    steady-state probe keeps failing — for `for` whole seconds."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False, strict=True)
 
     name: str | None = Field(default=None, description="Label for the journal and report.")
-    metric: MetricName
+    metric: MetricName | None = Field(default=None, description="A load metric (give `above` or `below`).")
+    probe: str | None = Field(
+        default=None,
+        description="Or: the name of a steady-state probe (metric or HTTP); abort while it fails its own "
+        "thresholds (not its `during` tolerance).",
+    )
     request: str | None = Field(default=None, description="Locust request name; omitted = all requests.")
     above: float | None = Field(default=None, description="Abort when the metric stays above this.")
     below: float | None = Field(default=None, description="Abort when the metric stays below this.")
@@ -183,15 +189,24 @@ class AbortCondition(_Strict):
 
     @model_validator(mode="after")
     def _one_limit(self) -> Self:
-        if (self.above is None) == (self.below is None):
+        if (self.metric is None) == (self.probe is None):
+            raise ValueError("give exactly one of 'metric' (with 'above' or 'below') or 'probe'")
+        if self.probe is not None:
+            if self.above is not None or self.below is not None or self.request is not None:
+                raise ValueError("a 'probe' condition uses the probe's own thresholds: remove above/below/request")
+        elif (self.above is None) == (self.below is None):
             raise ValueError("give exactly one of 'above' or 'below'")
         return self
 
     @property
     def label(self) -> str:
+        if self.name:
+            return self.name
+        if self.probe is not None:
+            return f"probe '{self.probe}' failing for {self.for_s:g}s"
         limit = f"above {self.above:g}" if self.above is not None else f"below {self.below:g}"
         what = f"{self.metric} of {self.request}" if self.request else self.metric
-        return self.name or f"{what} {limit} for {self.for_s:g}s"
+        return f"{what} {limit} for {self.for_s:g}s"
 
 
 class HttpCheck(_Strict):

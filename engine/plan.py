@@ -133,6 +133,14 @@ def check(experiment: Experiment, doc: LoadedDocument) -> tuple[list[PlannedFaul
                     )
                 )
 
+    for i, condition in enumerate(experiment.abort_when):
+        if condition.probe is not None and condition.probe not in seen:
+            close = difflib.get_close_matches(condition.probe, list(seen), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"probes are: {', '.join(seen) or 'none'}"
+            problems.append(
+                loc.problem(("abort_when", i, "probe"), f"no steady-state probe named {condition.probe!r}; {hint}")
+            )
+
     order = sorted(range(len(experiment.method)), key=lambda i: experiment.method[i].at)
     faults: list[PlannedFault] = []
     tail = experiment.recovery.stable_for

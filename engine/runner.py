@@ -42,7 +42,7 @@ from engine.journal import (
 )
 from engine.load import LoadDriver
 from engine.metrics import MetricStore
-from engine.model import HttpProbe, MetricProbe
+from engine.model import AbortCondition, HttpProbe, MetricProbe, Probe
 from engine.plan import Plan, PlannedFault
 from engine.probes import HttpSampler, judge, render_url, second_failures
 from engine.rollback import Rollbacks
@@ -97,10 +97,7 @@ class Runner:
         self._live_ok: bool | None = None
         self._interrupted: str | None = None
         self._aborted: str | None = None
-        self._abort_probes = [
-            MetricProbe(name=c.label, metric=c.metric, request=c.request, max=c.above, min=c.below)
-            for c in self.experiment.abort_when
-        ]
+        self._abort_probes = [self._abort_probe(c) for c in self.experiment.abort_when]
         self._abort_streaks = [0] * len(self._abort_probes)
         self._abort_checked: int | None = None
         doc = plan.document
@@ -131,6 +128,19 @@ class Runner:
             ],
         )
         self.bus.subscribe(self._record_event)
+
+    def _abort_probe(self, condition: AbortCondition) -> Probe:
+        """What an abort condition watches, second by second: a probe of the steady state, or a threshold."""
+        if condition.probe is not None:
+            return next(p for p in self.experiment.steady_state if p.name == condition.probe)
+        assert condition.metric is not None  # the model requires a metric when there is no probe
+        return MetricProbe(
+            name=condition.label,
+            metric=condition.metric,
+            request=condition.request,
+            max=condition.above,
+            min=condition.below,
+        )
 
     # -- journal -----------------------------------------------------------------------------
     def save(self) -> None:

@@ -250,6 +250,18 @@ def test_an_abort_condition_rolls_everything_back_within_a_second_of_the_breach(
     assert [p.status for p in journal.phases if p.name == "faults"] == ["aborted"]
 
 
+def test_a_steady_state_probe_failing_long_enough_aborts_the_run(tmp_path: Path) -> None:
+    # The steady state's own 'error rate' probe (max 0.01) fails from the injection on: 3 s of it abort.
+    abort = "abort_when:\n  - {probe: error rate, for: 3s}\n"
+    journal, world = run_fake(tmp_path, ONE_FAULT, extra=abort)
+    assert journal.verdict == "aborted" and journal.exit_code == ExitCode.DEVIATED
+    assert "abort condition 'probe 'error rate' failing for 3s' held for 3s" in journal.summary
+    (fault,) = journal.faults
+    assert fault.status == "rolled_back" and not world.active
+    assert fault.ended_at is not None and fault.injected_at is not None
+    assert 3 <= fault.ended_at - fault.injected_at < 6
+
+
 def test_an_abort_condition_that_never_holds_long_enough_changes_nothing(tmp_path: Path) -> None:
     abort = "abort_when:\n  - {metric: error_rate, above: 0.3, for: 30s}\n"
     journal, _ = run_fake(tmp_path, ONE_FAULT, extra=abort + "objectives: {rto: 15s}\n")
