@@ -52,6 +52,13 @@ if [ "$action" = "stop" ]; then
         echo "podman-setup: no API service of ours is running"
     fi
     rm -f "$pidfile" "$sock"
+    # podman keeps its overlay storage mounted (a private mount of its own); release it so the project
+    # directory can be removed. Busy (containers still running from it) means it stays, and says so.
+    if command -v mountpoint >/dev/null 2>&1 && mountpoint -q "$dir/storage/overlay"; then
+        umount "$dir/storage/overlay" 2>/dev/null \
+            && echo "podman-setup: released the storage mount" \
+            || echo "podman-setup: the storage mount is busy (containers still running?); it stays" >&2
+    fi
     exit 0
 fi
 if [ "$action" = "env" ]; then
