@@ -23,6 +23,7 @@ from engine.load import Distribution, LocustLoad
 from engine.plan import Plan, load_plan
 from engine.runner import Runner, RunSettings
 from engine.stack import (
+    LiveStack,
     default_stack_dir,
     drill_lock,
     open_stack,
@@ -56,8 +57,22 @@ class RunOutcome:
         return self.journal.exit_code
 
 
-def new_run_id(title: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40].rstrip("-") or "run"
+def _locust_load(plan: Plan, stack: LiveStack, run_dir: Path) -> LocustLoad:
+    """The experiment's load, aimed at the stack's endpoint, writing its metrics and ledgers into `run_dir`."""
+    spec = plan.experiment.load
+    record = LoadRecord(
+        locustfile=str(plan.locustfile),
+        users=spec.users,
+        spawn_rate=spec.spawn_rate,
+        duration_s=spec.duration,
+        host=stack.endpoint(spec.host),
+    )
+    return LocustLoad(record, plan.locustfile, run_dir, Distribution.from_spec(spec))
+
+
+def new_run_id(title: str, fallback: str = "run") -> str:
+    """`<UTC stamp>-<slug of title>-<4 hex>`: sortable by start, readable, unique in a runs directory."""
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40].rstrip("-") or fallback
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     return f"{stamp}-{slug}-{secrets.token_hex(2)}"
 
@@ -162,15 +177,7 @@ def run_experiment(path: Path, options: RunOptions, bus: EventBus | None = None)
     ):
         stack = open_stack(plan.experiment.stack, plan.base_dir, stack_dir)
         guards = check_start(stack.description, options.guards)
-        load_spec = plan.experiment.load
-        record = LoadRecord(
-            locustfile=str(plan.locustfile),
-            users=load_spec.users,
-            spawn_rate=load_spec.spawn_rate,
-            duration_s=load_spec.duration,
-            host=stack.endpoint(load_spec.host),
-        )
-        load = LocustLoad(record, plan.locustfile, run_dir, Distribution.from_spec(load_spec))
+        load = _locust_load(plan, stack, run_dir)
         settings = RunSettings(
             run_id=run_id,
             run_dir=run_dir,
@@ -202,22 +209,14 @@ def dry_run(path: Path, options: RunOptions) -> tuple[int, list[str]]:
     except GuardRefusedError as exc:
         return exc.exit_code, [*lines, f"guards: {exc}"]
     with tempfile.TemporaryDirectory(prefix="chaos-dry-run-") as scratch:
-        load_spec = plan.experiment.load
-        record = LoadRecord(
-            locustfile=str(plan.locustfile),
-            users=load_spec.users,
-            spawn_rate=load_spec.spawn_rate,
-            duration_s=load_spec.duration,
-            host=stack.endpoint(load_spec.host),
-        )
         settings = RunSettings(run_id="dry-run", run_dir=Path(scratch), seed=options.seed or 0)
-        load = LocustLoad(record, plan.locustfile, Path(scratch), Distribution.from_spec(load_spec))
+        load = _locust_load(plan, stack, Path(scratch))
         runner = Runner(plan, stack, load, settings, EventBus())
         try:
             plans = runner.preflight()
         except PreflightError as exc:
             return exc.exit_code, [*lines, str(exc)]
-    lines.append(f"preflight: ok — the load target {record.host} answers")
+    lines.append(f"preflight: ok — the load target {load.record.host} answers")
     for fault, fault_plan in zip(plan.faults, plans, strict=True):
         hit = ", ".join(ref.id for ref in fault_plan.targets)
         lines.append(f"  #{fault.index} {fault.step.kind} would hit now: {hit}")

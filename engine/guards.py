@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from engine.errors import GuardRefusedError
 from engine.journal import GuardRecord
-from injectors.targets import StackDescription
+from injectors.targets import MarketHours, StackDescription
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,15 @@ class GuardOptions:
     production: Override | None = None  # --i-understand-production --reason ...
     market_hours: Override | None = None  # --ignore-market-hours --reason ...
     now: datetime.datetime | None = None  # the clock the calendar is judged on (tests set it)
+
+
+def market_open(hours: MarketHours | None, now: datetime.datetime) -> str | None:
+    """Why `now` is inside one of the trading sessions ("the market is open: …"), or None when it is not."""
+    session = hours.session_at(now) if hours is not None else None
+    if hours is None or session is None:
+        return None
+    local = now.astimezone(datetime.UTC).isoformat(timespec="seconds")
+    return f"the market is open: {session} {hours.timezone} (now {local})"
 
 
 def check_start(desc: StackDescription, options: GuardOptions) -> list[GuardRecord]:
@@ -69,32 +78,28 @@ def check_start(desc: StackDescription, options: GuardOptions) -> list[GuardReco
         records.append(GuardRecord(name="production", ok=True, detail=f"stack {desc.name!r} is not production"))
 
     hours = desc.market_hours
+    open_now = market_open(hours, now)
     if hours is None:
         records.append(GuardRecord(name="market_hours", ok=True, detail="the stack declares no trading hours"))
-    else:
-        session = hours.session_at(now)
+    elif open_now is None:
         local = now.astimezone(datetime.UTC).isoformat(timespec="seconds")
-        if session is None:
-            records.append(
-                GuardRecord(name="market_hours", ok=True, detail=f"outside trading hours ({hours.timezone}) at {local}")
+        records.append(
+            GuardRecord(name="market_hours", ok=True, detail=f"outside trading hours ({hours.timezone}) at {local}")
+        )
+    elif options.market_hours is None:
+        refused.append(f"{open_now}; drills run outside trading hours, or pass --ignore-market-hours with --reason")
+        records.append(GuardRecord(name="market_hours", ok=False, detail=open_now))
+    else:
+        records.append(
+            GuardRecord(
+                name="market_hours",
+                ok=True,
+                overridden=True,
+                detail=f"run anyway: {open_now}",
+                by=options.market_hours.who(),
+                reason=options.market_hours.reason,
             )
-        elif options.market_hours is None:
-            refused.append(
-                f"the market is open: {session} {hours.timezone} (now {local}); drills run outside trading "
-                "hours, or pass --ignore-market-hours with --reason"
-            )
-            records.append(GuardRecord(name="market_hours", ok=False, detail=f"inside session {session}"))
-        else:
-            records.append(
-                GuardRecord(
-                    name="market_hours",
-                    ok=True,
-                    overridden=True,
-                    detail=f"run inside trading session {session} {hours.timezone}",
-                    by=options.market_hours.who(),
-                    reason=options.market_hours.reason,
-                )
-            )
+        )
     if refused:
         raise GuardRefusedError("refused, nothing was started:\n  " + "\n  ".join(refused))
     return records

@@ -7,9 +7,8 @@ signals); a ticker thread reads acknowledgements and keeps the record and the co
 
 from __future__ import annotations
 
+import datetime
 import hashlib
-import re
-import secrets
 import sys
 import threading
 import time
@@ -19,12 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from engine.api import RunOptions, RunOutcome, run_experiment
+from engine.api import RunOptions, RunOutcome, new_run_id, run_experiment
 from engine.drill.ack import LIVE_FILE as _LIVE_FILE
 from engine.drill.ack import AckInbox, AckServer, write_live
 from engine.drill.display import DrillConsole, RunbookView
 from engine.drill.history import History
-from engine.drill.markethours import calendar_block_reason
 from engine.drill.model import Drill, DrillPlan, redact_url
 from engine.drill.notify import notify
 from engine.drill.record import (
@@ -47,7 +45,7 @@ from engine.events import (
     ProbeObserved,
     RunFinished,
 )
-from engine.guards import GuardOptions, Override
+from engine.guards import GuardOptions, Override, market_open
 from engine.journal import Journal, ObjectiveRecord
 
 RECORD_FILE = "drill.json"
@@ -89,11 +87,6 @@ class DrillOutcome:
     def exit_code(self) -> int:
         assert self.record.exit_code is not None
         return self.record.exit_code
-
-
-def new_drill_run_id(name: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "drill"
-    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{slug}-{secrets.token_hex(2)}"
 
 
 def sha256_file(path: Path) -> str:
@@ -160,7 +153,7 @@ class DrillRunner:
         self.phase = "starting"
         self.server: AckServer | None = None
         self._stop = threading.Event()
-        run_id = new_drill_run_id(self.drill.name)
+        run_id = new_run_id(self.drill.name, "drill")
         self.drill_dir = (options.runs_dir / "drills" / run_id).resolve()
         self.record = DrillRecord(
             drill_run_id=run_id,
@@ -356,7 +349,7 @@ class DrillRunner:
         return Override(reason=f"drill {self.drill.name}: {calendar.reason}") if calendar.override else None
 
     def _guard(self) -> None:
-        reason = calendar_block_reason(self.drill.calendar, time.time())
+        reason = market_open(self.drill.calendar.hours(), datetime.datetime.now(datetime.UTC))
         override = self._market_override()
         if reason is None:
             self.record.calendar = "outside market hours" if self.drill.calendar.hours() else "no drill-level guard"

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -29,9 +29,9 @@ from apscheduler.triggers.cron import CronTrigger
 
 from engine.drill import cron
 from engine.drill.history import History
-from engine.drill.markethours import calendar_block_reason
 from engine.drill.model import Drill, load_drill
 from engine.errors import InvalidInputError, Problem
+from engine.guards import market_open
 
 Launch = Callable[[Path], int]
 
@@ -132,7 +132,7 @@ class DrillScheduler:
             if not self.history.claim_fire(item.name, fire_time.timestamp()):
                 self._skip(item, fire_time, "this fire was already run (by an earlier scheduler)")
                 return
-            reason = calendar_block_reason(item.drill.calendar, time.time())
+            reason = market_open(item.drill.calendar.hours(), datetime.now(UTC))
             if reason is not None and not item.drill.calendar.override:
                 self._skip(item, fire_time, reason)
                 return
