@@ -414,9 +414,13 @@ class _View:
             charts.Series("time to recover", [(i, h.time_to_recover_s) for i, h in enumerate(rows)], "#e07b00"),
         ]
         peak = max((v for s in times for _, v in s.points if v is not None), default=0.0)
-        limits = [charts.Threshold(REPORTABLE_S, "reportable incident (5 min)", "#e07b00")]
-        if peak >= MAJOR_S / 2:
-            limits.append(charts.Threshold(MAJOR_S, "major incident (30 min)"))
+        # A threshold line is drawn once the values come within half of it: a line far above them would
+        # set the scale and flatten seconds-long recoveries into the axis.
+        regulatory = [
+            charts.Threshold(REPORTABLE_S, "reportable incident (5 min)", "#e07b00"),
+            charts.Threshold(MAJOR_S, "major incident (30 min)"),
+        ]
+        limits = [line for line in regulatory if peak >= line.value / 2]
         rto_targets = [o.target for o in self.r.objectives if o.name == "rto"]
         if rto_targets:
             limits.append(

@@ -259,6 +259,18 @@ def test_trends_with_history(tmp_path: Path) -> None:
     assert [row[-1] for row in rows] == ["reportable", "none", "none"]
 
 
+def test_recoveries_of_seconds_are_not_flattened_by_a_far_threshold_line(tmp_path: Path) -> None:
+    record = make_drill(tmp_path, rto_s=2.4, rto_target_s=15.0)
+    history = make_history(record, [("passed", 2.9), ("passed", 2.1)])
+    trends = render_management_report(record, history)
+    trends = trends[trends.index('<section id="trends">') :]
+    rto_chart = trends[: trends.index("<title>Pass rate over past runs</title>")]
+    assert "reportable incident" not in rto_chart and "major incident" not in rto_chart
+    assert re.findall(r'<g class="dot"><title>RTO, [^:]+: ([\d.]+) s</title>', rto_chart) == ["2.9", "2.1", "2.4"]
+    ticks = [float(t) for t in re.findall(r'<text[^>]*text-anchor="end"[^>]*>([\d.]+)</text>', rto_chart)]
+    assert ticks and max(ticks) < 60  # the scale follows the values and the RTO objective, not 300 s
+
+
 def test_a_first_run_has_no_trend_yet(tmp_path: Path) -> None:
     record = make_drill(tmp_path)
     html = render_management_report(record, [history_row(record)])
