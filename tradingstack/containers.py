@@ -157,7 +157,8 @@ def wait_ready(target: ContainerTarget, services: list[ProcessInstance], deadlin
         while pending:
             for member in list(pending):
                 state = client.inspect(member.container or member.name)
-                if not state.running:
+                # Only an ended container has failed: one still "created" or "restarting" is on its way.
+                if state.status in ("exited", "dead"):
                     exited = f"container exited during start-up (exit code {state.exit_code})"
                     raise ContainerStackError(member.name, exited, _tail(logs.get(member.name)))
                 if member.health is None or problem(member.health) is None:

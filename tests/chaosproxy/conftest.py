@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, ServiceStartError, first_line
 
 
 def pattern(size: int) -> bytes:
@@ -81,8 +81,10 @@ def start_server(*extra: str, log: Path) -> tuple[subprocess.Popen[str], str]:
             stderr=errors,
             text=True,
         )
-    assert proc.stdout is not None
-    first = proc.stdout.readline().strip()
+    try:
+        first = first_line(proc, "chaosproxy").strip()
+    except ServiceStartError:
+        first = "(nothing)"
     if not first.startswith("listening on 127.0.0.1:"):
         stop_server(proc)
         pytest.fail(f"chaosproxy did not start: {first!r}\n{log.read_text(encoding='utf-8')}")

@@ -8,6 +8,7 @@ LiveStack — so a failing test leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 from collections.abc import Iterator
@@ -20,11 +21,12 @@ from engine.context import EngineContext
 from engine.events import EventBus
 from engine.stack import LiveStack
 from injectors.base import FaultPlan, Injector
-from injectors.health import wait_healthy
+from injectors.health import problem
 from injectors.process import is_running, spawn, wait_exit
 from injectors.redis import RedisSet
 from injectors.targets import ProcessInstance, ProcessTarget, StackDescription, Target
 from injectors.zookeeper import Ensemble
+from tests.helpers import READY_TIMEOUT_S, wait_ready
 from tradingstack.topology import (
     SENTINEL_MASTER,
     free_ports,
@@ -32,8 +34,6 @@ from tradingstack.topology import (
     sentinel_instance,
     zookeeper_ensemble,
 )
-
-READY_TIMEOUT_S = 30.0
 
 
 def _start(instance: ProcessInstance, started: list[ProcessInstance]) -> ProcessInstance:
@@ -43,9 +43,14 @@ def _start(instance: ProcessInstance, started: list[ProcessInstance]) -> Process
 
 
 def _ready(instances: list[ProcessInstance]) -> None:
+    """Each instance answers its own health check; one that exits fails at once, with its log."""
     for instance in instances:
-        assert instance.health is not None
-        wait_healthy(instance.health, READY_TIMEOUT_S)
+        health = instance.health
+        assert health is not None
+        log = Path(instance.log) if instance.log else None
+        wait_ready(
+            instance.name, functools.partial(problem, health), alive=functools.partial(is_running, instance), log=log
+        )
 
 
 def start_redis(directory: Path, started: list[ProcessInstance]) -> dict[str, Target]:

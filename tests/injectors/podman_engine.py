@@ -44,8 +44,9 @@ def _start() -> tuple[str | None, str]:
     lines = [line for line in done.stdout.splitlines() if line.startswith("DOCKER_HOST=")]
     if done.returncode == 0 and lines:
         return lines[-1].split("=", 1)[1], ""
-    reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit code {done.returncode}"
-    return None, f"no container engine here: {reason}"
+    # The whole of what the script said (it ends with the service's log), not just its last line.
+    said = "\n".join(done.stderr.strip().splitlines()[-40:]) or f"exit code {done.returncode}"
+    return None, f"no container engine here: scripts/podman-setup.sh exited {done.returncode}:\n{said}"
 
 
 def engine_url() -> str:

@@ -1,19 +1,17 @@
 """A real OpenSSH server for tests, on a free loopback port: its own host key, client keys, config and known_hosts.
 
-Debian's `openssh-server` is installed when missing (as root, with apt-get); otherwise the tests are
-skipped — and fail under CI=true, where setup must have installed it.
+Debian's `openssh-server` comes from scripts/debian-packages-test.txt (`bash scripts/setup.sh test`);
+without it the tests are skipped — and fail under CI=true, where setup must have installed it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from typing import Any
 import pytest
 
 from injectors.targets import SshHost
-from tests.helpers import free_port
+from tests.helpers import free_port, popen_alive, wait_ready
 
 SSHD = "/usr/sbin/sshd"  # sshd must be started by its absolute path (it re-executes itself)
 
@@ -33,20 +31,11 @@ def _unavailable(reason: str) -> None:
 
 
 def require_sshd() -> None:
-    """Install openssh-server if missing and possible, else skip (fail under CI)."""
-    if not Path(SSHD).is_file():
-        if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            _unavailable("openssh-server is not installed and cannot be installed here (needs root and apt-get)")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "openssh-server"]
-        done = subprocess.run(install, capture_output=True, text=True, env=env, timeout=300, check=False)
-        if done.returncode != 0:
-            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=300, check=False)
-            done = subprocess.run(install, capture_output=True, text=True, env=env, timeout=300, check=False)
-        if done.returncode != 0 or not Path(SSHD).is_file():
-            _unavailable(f"installing openssh-server failed: {done.stderr[-500:]}")
-    if shutil.which("ssh-keygen") is None:
-        _unavailable("ssh-keygen is not installed")
+    """Skip (fail under CI) when openssh-server is missing: `bash scripts/setup.sh test` installs it."""
+    if not Path(SSHD).is_file() or shutil.which("ssh-keygen") is None:
+        _unavailable(
+            "openssh-server is not installed; bash scripts/setup.sh test installs it (scripts/debian-packages-test.txt)"
+        )
     # sshd refuses to start without its privilege separation directory.
     if not Path("/run/sshd").is_dir():
         if os.geteuid() != 0:
@@ -107,16 +96,15 @@ class Sshd:
                 self.proc.wait(timeout=5)
 
 
-def _wait_banner(port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"sshd exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            if sock.recv(64).startswith(b"SSH-2.0-"):
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"sshd did not answer on 127.0.0.1:{port} within {timeout_s}s: {log.read_text()[-2000:]}")
+def _banner(port: int) -> str | None:
+    """None once sshd greets with its SSH-2.0 banner, else why not."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            sock.settimeout(2)
+            greeting = sock.recv(64)
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None if greeting.startswith(b"SSH-2.0-") else f"greeted with {greeting[:40]!r}"
 
 
 def start_sshd(directory: Path) -> Sshd:
@@ -156,7 +144,7 @@ def start_sshd(directory: Path) -> Sshd:
         proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=out, stderr=subprocess.STDOUT)
     server = Sshd(port, user, directory, client_key, known_hosts, log, proc)
     try:
-        _wait_banner(port, proc, log)
+        wait_ready(f"sshd on 127.0.0.1:{port}", lambda: _banner(port), alive=popen_alive(proc), log=log)
     except BaseException:
         server.stop()
         raise

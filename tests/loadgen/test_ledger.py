@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from loadgen.ledger import ACK_KEYS, CANCEL_KEYS, LEDGER_DIR_ENV, Ledger, source_id
-from tests.helpers import free_port
+from tests.helpers import first_line, free_port
 from tests.loadgen.test_locust_runs import assert_clean_exit, locust, locust_env, locust_final_totals, running_gateway
 
 REPO = Path(__file__).resolve().parents[2]
@@ -237,8 +237,7 @@ def test_a_sigkilled_writer_leaves_whole_lines_but_at_most_a_torn_last_one(tmp_p
         [sys.executable, "-c", KILLED_WRITER, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True
     )
     try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == "ready\n"
+        assert first_line(proc, "the ledger writer") == "ready\n"
         time.sleep(0.3)
         os.kill(proc.pid, signal.SIGKILL)
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import select
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import pytest
 from hdrh.histogram import HdrHistogram
 
 from loadgen.metrics_plugin import METRICS_FILE_ENV, new_histogram
-from tests.helpers import free_port
+from tests.helpers import first_line, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 GATEWAY = Path(__file__).with_name("fake_gateway.py")
@@ -39,9 +38,7 @@ def running_gateway(fail_every: int, slow_ms: int) -> Iterator[str]:
         text=True,
     )
     try:
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 15)
-        line = proc.stdout.readline() if ready else ""
+        line = first_line(proc, "the fake gateway")
         assert line.startswith("PORT "), f"fake gateway did not start: {line!r}"
         yield f"http://127.0.0.1:{int(line.split()[1])}"
     finally:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from injectors.health import wait_healthy
+from injectors.health import problem
 from injectors.targets import RedisHealth
-from tests.helpers import free_port, require_programs
+from tests.helpers import free_port, popen_alive, require_programs, wait_ready
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +23,12 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     port = free_port()
     data: Path = tmp_path_factory.mktemp("redis")
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen([*argv, "--dir", str(data)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    log = data / "redis.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([*argv, "--dir", str(data)], stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_healthy(RedisHealth(redis=f"127.0.0.1:{port}"), timeout_s=10)
+        health = RedisHealth(redis=f"127.0.0.1:{port}")
+        wait_ready("redis-server", lambda: problem(health), alive=popen_alive(proc), log=log)
         yield f"127.0.0.1:{port}", proc.pid
     finally:
         proc.send_signal(signal.SIGCONT)
