@@ -35,26 +35,37 @@ def gitlab_commands() -> list[str]:
 
 
 def project_commands(commands: list[str]) -> list[str]:
-    """The commands that belong to this project (the rest installs the CI machine's system packages)."""
+    """The commands that run the project (the rest installs the CI machine's system packages)."""
     return [c for c in commands if c.startswith(("bash scripts/", ".venv/bin/python chaos.py"))]
 
 
-def apt_packages(commands: list[str]) -> set[str]:
-    (line,) = [c for c in commands if "apt-get install" in c]
-    words = shlex.split(line.split("apt-get install", 1)[1])
-    return {w for w in words if not w.startswith("-") and w not in {"&&", "sudo"}}
+PACKAGE_LIST = "scripts/debian-packages.txt"
+INSTALL_FROM_LIST = f"sed 's/#.*//' {PACKAGE_LIST} | xargs"
 
 
-def setup_packages() -> set[str]:
-    """The Debian packages scripts/setup.sh installs for running (not the test-only ones)."""
-    script = (ROOT / "scripts" / "setup.sh").read_text()
-    runtime = script.split('if [ "$extras" = "test" ]')[0]
-    return set(re.findall(r"missing\+=\(([^)]+)\)", runtime))
+def apt_named_packages(commands: list[str]) -> set[str]:
+    """The packages named literally on the examples' `apt-get install` lines (not read from the list)."""
+    named: set[str] = set()
+    for command in commands:
+        for part in command.split("&&"):
+            if "apt-get install" in part:
+                words = shlex.split(part.split("apt-get install", 1)[1].split("|")[0])
+                named |= {w for w in words if not w.startswith("-") and w != "sudo"}
+    return named
 
 
-def test_both_examples_install_what_setup_needs_and_run_the_same_project_commands() -> None:
-    assert apt_packages(github_commands()) == setup_packages()
-    assert apt_packages(gitlab_commands()) == setup_packages() | {"python3", "python3-venv"}
+def list_names(path: str) -> list[str]:
+    """The package names of a list, as scripts/packages.sh reads them."""
+    script = f". scripts/packages.sh && package_names {shlex.quote(path)}"
+    done = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30, check=True)
+    return done.stdout.split()
+
+
+def test_both_examples_install_the_package_list_and_run_the_same_project_commands() -> None:
+    for commands, extra in ((github_commands(), set()), (gitlab_commands(), {"python3", "python3-venv"})):
+        # The system packages come from the project's one list, never repeated in the CI file.
+        assert apt_named_packages(commands) == extra
+        assert any(INSTALL_FROM_LIST in c and "apt-get install" in c.split(INSTALL_FROM_LIST, 1)[1] for c in commands)
     assert project_commands(github_commands()) == project_commands(gitlab_commands())
     assert project_commands(github_commands()) == [
         "bash scripts/setup.sh",
@@ -66,6 +77,17 @@ def test_both_examples_install_what_setup_needs_and_run_the_same_project_command
     )
     assert github_paths["with"]["path"].split() == gitlab()["resilience"]["artifacts"]["paths"]
     assert gitlab()["resilience"]["artifacts"]["reports"]["junit"] == "runs/*/junit.xml"
+
+
+def test_the_examples_sed_reads_the_same_names_as_setup() -> None:
+    """What `sed 's/#.*//' LIST | xargs` hands apt-get is exactly the list's names, comments and tags left out."""
+    done = subprocess.run(
+        ["bash", "-c", f"{INSTALL_FROM_LIST} echo"], cwd=ROOT, capture_output=True, text=True, timeout=30, check=True
+    )
+    names = list_names(PACKAGE_LIST)
+    assert done.stdout.split() == names
+    assert {"redis-server", "zookeeper", "libslf4j-java"} <= set(names)
+    assert all(re.fullmatch(r"[a-z0-9][a-z0-9.+-]+", name) for name in names), names
 
 
 def run_commands(commands: list[str], runs: Path, summary: Path) -> list[subprocess.CompletedProcess[str]]:
