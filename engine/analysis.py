@@ -1,25 +1,75 @@
-"""After the load: the steady-state series, checks per fault window and recovery, RTO, objectives, verdict."""
+"""After the load: the steady-state series, checks per fault window and recovery, recovery figures, objectives.
+
+The verdict (`decide`) lives in engine.verdict and is re-exported here for the runner.
+"""
 
 from __future__ import annotations
 
 import math
 
-from engine.errors import ExitCode
-from engine.journal import CheckRecord, FaultRecord, Journal, ObjectiveRecord, SteadyPoint, Verdict
+from engine.journal import FaultRecord, Journal, ObjectiveRecord, Status, SteadyPoint
 from engine.metrics import MetricStore
 from engine.model import Experiment
 from engine.probes import HttpSampler, judge, second_failures
 from engine.recovery import measure
+from engine.verdict import decide
+
+__all__ = ["analyse", "decide", "fault_windows", "rto_objective", "steady_series"]
+
+Window = tuple[int, float, float]  # fault index, injected at, ended at
+
+
+def fault_windows(journal: Journal, load_end: float) -> list[Window]:
+    """Every injected fault's window: injection until its rollback was verified (or the load's end)."""
+    return [(f.index, f.injected_at, f.ended_at or load_end) for f in journal.faults if f.injected_at is not None]
 
 
 def steady_series(
-    experiment: Experiment, store: MetricStore, samplers: dict[str, HttpSampler], start: float, end: float
+    experiment: Experiment,
+    store: MetricStore,
+    samplers: dict[str, HttpSampler],
+    start: float,
+    end: float,
+    windows: list[Window] | None = None,
 ) -> list[SteadyPoint]:
+    """One point per whole second: the steady verdict and, inside a fault window, the in-window one."""
+    probes = list(experiment.steady_state)
     points = []
     for second in range(math.ceil(start), math.floor(end)):
-        failing = second_failures(list(experiment.steady_state), second, store, samplers)
-        points.append(SteadyPoint(t=float(second), ok=not failing, failing=failing))
+        failing = second_failures(probes, second, store, samplers)
+        overlapping = [(i, at, until) for i, at, until in windows or [] if second < until and second + 1 > at]
+        untolerated = second_failures(probes, second, store, samplers, in_window=True) if overlapping else []
+        points.append(
+            SteadyPoint(
+                t=float(second),
+                ok=not failing,
+                failing=failing,
+                tolerated=(not untolerated) if overlapping else None,
+                untolerated=untolerated,
+                straddles=[i for i, at, _ in overlapping if second < at],
+            )
+        )
     return points
+
+
+def rto_objective(fault: FaultRecord, experiment: Experiment) -> ObjectiveRecord | None:
+    """The rto objective of one fault, judged on the figure `objectives.rto_from` names."""
+    target = experiment.objectives.rto
+    if target is None or fault.recovery is None:
+        return None
+    rec = fault.recovery
+    basis = "from the fault's start" if rec.rto_from == "fault_start" else "from the fault's end"
+    # Not recovered is a measurement too: observed until the end, the steady state did not hold again.
+    status: Status = "held" if rec.rto_s is not None and rec.rto_s <= target else "failed"
+    return ObjectiveRecord(
+        name="rto",
+        target=target,
+        observed=rec.rto_s,
+        unit="s",
+        status=status,
+        fault_index=fault.index,
+        detail=f"{basis} (objectives.rto_from: {rec.rto_from}); {rec.detail}",
+    )
 
 
 def analyse(
@@ -31,8 +81,9 @@ def analyse(
     load_end: float,
 ) -> None:
     """Fill in the journal's steady series, during/recovery checks, recovery records and objectives."""
+    windows = fault_windows(journal, load_end)
     journal.metrics = store.series(load_start, load_end)
-    journal.steady = steady_series(experiment, store, samplers, load_start, load_end)
+    journal.steady = steady_series(experiment, store, samplers, load_start, load_end, windows)
     stable_for = experiment.recovery.stable_for
     injected = [f for f in journal.faults if f.injected_at is not None]
     for fault in injected:
@@ -42,20 +93,18 @@ def analyse(
             check = judge(probe, "during", (fault.injected_at, end), store, samplers, fault.index)
             if check is not None:
                 journal.checks.append(check)
-        fault.recovery = measure(journal.steady, fault.injected_at, end, load_end, stable_for)
-        if experiment.objectives.rto is not None:
-            rto = fault.recovery.rto_s
-            journal.objectives.append(
-                ObjectiveRecord(
-                    name="rto",
-                    target=experiment.objectives.rto,
-                    observed=rto,
-                    unit="s",
-                    met=rto is not None and rto <= experiment.objectives.rto,
-                    fault_index=fault.index,
-                    detail=fault.recovery.detail,
-                )
-            )
+        fault.recovery = measure(
+            journal.steady,
+            fault.injected_at,
+            end,
+            load_end,
+            stable_for,
+            rto_from=experiment.objectives.rto_from,
+            ended=fault.ended_at is not None and fault.status == "rolled_back",  # verified gone
+        )
+        objective = rto_objective(fault, experiment)
+        if objective is not None:
+            journal.objectives.append(objective)
     if injected and journal.verdict != "interrupted":
         ends = [f.ended_at or load_end for f in injected]
         ends += [f.recovery.recovered_at for f in injected if f.recovery and f.recovery.recovered_at]
@@ -64,101 +113,3 @@ def analyse(
             recovery_check = judge(probe, "recovery", window, store, samplers)
             if recovery_check is not None:
                 journal.checks.append(recovery_check)
-
-
-def _failed_checks(checks: list[CheckRecord]) -> list[CheckRecord]:
-    return [c for c in checks if not c.ok]
-
-
-def _describe_check(check: CheckRecord) -> str:
-    observed = "nothing" if check.observed is None else f"{check.observed:g}"
-    limits = " and ".join(
-        text
-        for text in (
-            f">= {check.min:g}" if check.min is not None else "",
-            f"<= {check.max:g}" if check.max is not None else "",
-        )
-        if text
-    )
-    where = check.phase if check.fault_index is None else f"{check.phase} fault #{check.fault_index}"
-    return f"{check.probe} ({where}) was {observed}, expected {limits}"
-
-
-def _describe_fault(fault: FaultRecord, rto_objective: float | None) -> str:
-    rec = fault.recovery
-    head = f"#{fault.index} {fault.kind} on {fault.target}"
-    if rec is None:
-        return head
-    if not rec.recovered:
-        return f"{head} did not recover"
-    objective = f" (objective {rto_objective:g}s)" if rto_objective is not None else ""
-    return f"{head} recovered in {rec.rto_s:g}s{objective}"
-
-
-def decide(
-    journal: Journal, experiment: Experiment, interrupted: str | None, aborted: str | None = None
-) -> tuple[Verdict, int, str]:
-    """The verdict, exit code and one-sentence summary; the order of the tests is the precedence."""
-    faults = journal.faults
-    stuck = [f for f in faults if f.status == "rollback_failed"]
-    failed = [f for f in faults if f.status == "failed" or any(not r.ok for r in f.inject)]
-    baseline_failed = _failed_checks([c for c in journal.checks if c.phase == "baseline"])
-    failed_checks = _failed_checks(journal.checks)
-    missed = [o for o in journal.objectives if not o.met]
-    rto = experiment.objectives.rto
-    recovered = "; ".join(_describe_fault(f, rto) for f in faults if f.recovery is not None)
-    if stuck:
-        names = ", ".join(f"#{f.index} {f.kind} on {f.target}" for f in stuck)
-        return (
-            "rollback_failed",
-            ExitCode.ROLLBACK_FAILED,
-            f"fault(s) {names} could NOT be rolled back: check the system now.",
-        )
-    if aborted:
-        unsound = [r.name for r in journal.integrity if not r.ok]
-        tail = f" Integrity also failed: {', '.join(unsound)}." if unsound else ""
-        return "aborted", ExitCode.DEVIATED, f"Aborted: {aborted}; every injected fault was rolled back.{tail}"
-    if interrupted:
-        return (
-            "interrupted",
-            ExitCode.INTERRUPTED,
-            f"Interrupted by {interrupted}; every injected fault was rolled back.",
-        )
-    if journal.errors or failed:
-        first = journal.errors[0].message if journal.errors else (failed[0].error or "injection failed")
-        return "error", ExitCode.CANNOT_RUN, f"The experiment could not run as planned: {first}"
-    if baseline_failed:
-        return (
-            "deviated",
-            ExitCode.DEVIATED,
-            (
-                "The steady state did not hold before any fault, so nothing was injected: "
-                + "; ".join(_describe_check(c) for c in baseline_failed)
-                + "."
-            ),
-        )
-    broken = [r for r in journal.integrity if not r.ok]
-    if failed_checks or missed or broken:
-        reasons = [_describe_check(c) for c in failed_checks]
-        reasons += [_describe_objective(o) for o in missed]
-        reasons += [
-            f"integrity {r.name} could not be checked: {r.error}"
-            if r.error
-            else f"integrity {r.name}: {r.violations} of {r.checked} violate it"
-            for r in broken
-        ]
-        return "deviated", ExitCode.DEVIATED, "The hypothesis deviated: " + "; ".join(reasons) + "."
-    tail = f" {recovered}." if recovered else ""
-    if journal.ledger is not None and journal.integrity:
-        tail += f" Integrity held: all {journal.ledger.acknowledged} acknowledged orders accounted for."
-    return "passed", ExitCode.PASSED, f"The steady state held before and after the faults.{tail}"
-
-
-def _describe_objective(objective: ObjectiveRecord) -> str:
-    where = "outside any fault" if objective.fault_index is None else f"of fault #{objective.fault_index}"
-    if objective.name == "rpo_orders":
-        if objective.observed is None:
-            return f"RPO {where} not measured (acknowledged orders could not be checked)"
-        return f"{objective.observed:g} acknowledged order(s) lost {where}, objective {objective.target:g}"
-    observed = "not reached" if objective.observed is None else f"{objective.observed:g}s"
-    return f"RTO {where} was {observed}, objective {objective.target:g}s"

@@ -2,8 +2,10 @@
 
 The load generators record every acknowledgement in an append-only ledger (docs/contracts.md §4).
 After the recovery phase, each check named under `integrity:` runs once and becomes an
-`IntegrityRecord` in the journal. Acknowledged orders that are gone (or not as acknowledged) are
-listed, attributed to the fault they happened under, and counted against `objectives.rpo_orders`.
+`IntegrityRecord` in the journal: held, failed, or not checked — it could not run (an error), or
+it had nothing to examine (no acknowledgement ledger, 0 items), which is never reported as held.
+Acknowledged orders that are gone (or not as acknowledged) are listed, attributed to the fault
+they happened under, and counted against `objectives.rpo_orders` — only when they were reconciled.
 
 Checks are pluggable: an object with `name`, `description` and `run(ctx) -> Outcome`, registered
 with `register`; an experiment may also name `package.module:attribute` to import one of its own.
@@ -44,6 +46,11 @@ REFERENCE_CHECKS = (
     "book_not_crossed",
 )
 GENERIC_CHECKS = ("acknowledged_orders_persisted", "no_duplicate_order_ids")
+LEDGER_CHECKS = frozenset(GENERIC_CHECKS)  # what they examine comes from the acknowledgement ledger
+NO_LEDGER = (
+    "no acknowledgement ledger was recorded: the load wrote none, so there was nothing to reconcile "
+    "(a locustfile records acknowledgements with loadgen.ledger.Ledger; docs/integrity.md)"
+)
 
 
 class IntegrityError(Exception):
@@ -307,32 +314,70 @@ def _attribute(journal: Journal, lost: list[LostOrder]) -> None:
         order.fault_index = candidates[-1].index if candidates else None
 
 
-def _rpo(journal: Journal, experiment: Experiment, lost: list[LostOrder], measured: bool) -> None:
+def _rpo(journal: Journal, experiment: Experiment, lost: list[LostOrder], persisted: IntegrityRecord) -> None:
+    """RPO records and objectives per fault; without a reconciliation (not checked) no count is claimed."""
     target = experiment.objectives.rpo_orders
+    measured = persisted.status != "not_checked"
     groups: list[int | None] = [f.index for f in journal.faults if f.injected_at is not None]
     if any(order.fault_index is None for order in lost):
         groups.append(None)
+    why = f"{persisted.name} was not checked: {persisted.why}"
     for index in groups:
         mine = [o for o in lost if o.fault_index == index]
-        journal.rpo.append(
-            RpoRecord(
-                fault_index=index,
-                lost=len(mine),
-                first_acked_at=min((o.acked_at for o in mine), default=None),
-                last_acked_at=max((o.acked_at for o in mine), default=None),
+        if measured:  # "0 lost" is a claim: made only when the acknowledgements were reconciled
+            journal.rpo.append(
+                RpoRecord(
+                    fault_index=index,
+                    lost=len(mine),
+                    first_acked_at=min((o.acked_at for o in mine), default=None),
+                    last_acked_at=max((o.acked_at for o in mine), default=None),
+                )
             )
-        )
         journal.objectives.append(
             ObjectiveRecord(
                 name="rpo_orders",
                 target=target,
                 observed=len(mine) if measured else None,
                 unit="orders",
-                met=measured and len(mine) <= target,
+                status=("held" if len(mine) <= target else "failed") if measured else "not_checked",
+                why="" if measured else why,
                 fault_index=index,
-                detail="" if measured else "not measured: the acknowledged orders could not be checked",
+                detail="" if measured else why,
             )
         )
+
+
+def _record(name: str, ctx: IntegrityContext) -> IntegrityRecord:
+    """Run one check: held, failed, or not checked (could not run, or examined nothing)."""
+    try:
+        check = get_check(name)
+        outcome = check.run(ctx)
+    except (IntegrityError, KeyError, OSError, ValueError, subprocess.SubprocessError) as exc:
+        return IntegrityRecord(name=name, status="not_checked", error=str(exc), why=f"could not run: {exc}")
+    if outcome.violations:
+        status, why = "failed", ""
+    elif outcome.checked:
+        status, why = "held", ""
+    elif name in LEDGER_CHECKS and not ctx.ledger.record.files:
+        status, why = "not_checked", NO_LEDGER
+    else:
+        status, why = "not_checked", "nothing to check: it examined 0 items"
+    return IntegrityRecord(
+        name=name,
+        description=check.description,
+        status=status,
+        why=why,
+        checked=outcome.checked,
+        violations=outcome.violations,
+        examples=outcome.examples,
+    )
+
+
+def phase_detail(journal: Journal) -> str:
+    """The integrity phase's one line: what was lost, or that nothing was reconciled."""
+    if not journal.rpo:
+        return "acknowledged orders not reconciled (not checked)"
+    return f"{sum(r.lost for r in journal.rpo)} acknowledged order(s) lost"
 
 
 def run_integrity(
@@ -344,24 +389,13 @@ def run_integrity(
     ctx = IntegrityContext(ledger=ledger, gateway=gateway, stack=stack)
     for name in checks_for(experiment, stack.description.name):
         started = time.monotonic()
-        try:
-            check = get_check(name)
-            outcome = check.run(ctx)
-            record = IntegrityRecord(
-                name=name,
-                description=check.description,
-                ok=outcome.violations == 0,
-                checked=outcome.checked,
-                violations=outcome.violations,
-                examples=outcome.examples,
-            )
-        except (IntegrityError, KeyError, OSError, ValueError, subprocess.SubprocessError) as exc:
-            record = IntegrityRecord(name=name, ok=False, error=str(exc))
+        record = _record(name, ctx)
         record.took_s = round(time.monotonic() - started, 3)
         journal.integrity.append(record)
     _attribute(journal, ctx.lost)
     journal.lost_orders = sorted(ctx.lost, key=lambda o: o.acked_at)[:MAX_LOST_LISTED]
     persisted = next((r for r in journal.integrity if r.name == "acknowledged_orders_persisted"), None)
     if persisted is not None:
-        _rpo(journal, experiment, ctx.lost, measured=persisted.error is None)
-    return all(r.ok for r in journal.integrity)
+        _rpo(journal, experiment, ctx.lost, persisted)
+    # Nothing to examine is not a failure of the run; a check that could not run is (unverified is not verified).
+    return all(r.status != "failed" and r.error is None for r in journal.integrity)

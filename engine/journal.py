@@ -12,21 +12,47 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from engine.files import LIMITS, InputFileError, read_bytes
+from engine.model import RtoFrom
 from engine.redact import redact
 from injectors.base import FaultPlan, TargetResult
 
-JOURNAL_SCHEMA_VERSION = 1
+# 2: three outcomes (held, failed, not checked) and the recovery figures of docs/recovery.md. Schema-1
+# journals are still read: engine.journal_v1 upgrades them, marking what they did not record.
+JOURNAL_SCHEMA_VERSION = 2
 
 Verdict = Literal["running", "passed", "deviated", "aborted", "rollback_failed", "interrupted", "error"]
 PhaseName = Literal["preflight", "baseline", "faults", "rollback", "recovery", "integrity", "verdict"]
 PhaseStatus = Literal["running", "ok", "deviated", "failed", "skipped", "interrupted", "aborted"]
 JudgedPhase = Literal["baseline", "during", "recovery"]
+# Every check, objective and invariant has three outcomes: a judgement that did not run is never "held".
+Status = Literal["held", "failed", "not_checked"]
 
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _outcome(data: Any, flag: str, not_checked_when: str | None = None) -> Any:
+    """Fill `status` from the boolean `flag` (or `flag` from `status`) so that the two always agree.
+
+    Schema-1 journals and older callers give only the boolean; `not_checked_when` names a field whose
+    presence (an error) means the judgement could not be made at all.
+    """
+    if not isinstance(data, dict):
+        return data
+    status, value = data.get("status"), data.get(flag)
+    if status is None and value is not None:
+        blocked = not_checked_when is not None and data.get(not_checked_when)
+        status = "held" if value else ("not_checked" if blocked else "failed")
+        data = {**data, "status": status}
+    elif status is not None and value is None:
+        data = {**data, flag: status == "held"}
+    elif status is not None and bool(value) != (status == "held"):
+        raise ValueError(f"{flag}={value!r} contradicts status {status!r}")
+    return data
 
 
 class EventRecord(_Record):
@@ -61,20 +87,49 @@ class CheckRecord(_Record):
     min: float | None = None
     max: float | None = None
     observed: float | None = None
-    ok: bool
+    # Give one of ok and status; the other follows (the defaults only stand when neither is given).
+    ok: bool = Field(default=False, description="True only when the check held (status 'held').")
+    status: Status = Field(default="failed", description="held, failed, or not_checked (see `why`).")
+    why: str = Field(default="", description="Why it was not checked, when it was not.")
     window: tuple[float, float]
     samples: int = 0
     detail: str = ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _status(cls, data: Any) -> Any:
+        return _outcome(data, "ok")
+
 
 class RecoveryRecord(_Record):
-    """How one fault hurt the steady state and how long it took to come back (RTO)."""
+    """How one fault hurt the steady state and how long it took to come back: the figures of docs/recovery.md."""
 
-    degraded_at: float | None = None
-    recovered_at: float | None = None
-    rto_s: float | None = Field(default=None, description="Fault start until steady state held again.")
-    impact_s: int = Field(default=0, description="Seconds in which the steady state did not hold.")
-    recovered: bool = False
+    degraded_at: float | None = Field(
+        default=None,
+        description="First second at or after the injection in which the steady state did not hold; never before "
+        "the injection (a second that straddles it is clamped to the injection: degraded_straddles).",
+    )
+    degraded_straddles: bool = Field(
+        default=False, description="That first deviating second began before the injection: it straddles it."
+    )
+    recovered_at: float | None = Field(
+        default=None,
+        description="When the steady state held again (the first of `stable_for` healthy seconds in a row); while "
+        "the fault was in place only if every in-window tolerance held from then until it ended.",
+    )
+    recovered_in_window: bool = Field(default=False, description="recovered_at came before the fault ended.")
+    settled_at: float | None = Field(
+        default=None, description="After the fault ended: when the steady state held for `stable_for` seconds."
+    )
+    from_start_s: float | None = Field(default=None, description="Fault start (injection) until recovered_at.")
+    impact_s: float | None = Field(default=None, description="degraded_at until recovered_at; 0 without impact.")
+    after_end_s: float | None = Field(default=None, description="Fault end (rollback verified) until settled_at.")
+    rto_from: RtoFrom = Field(default="fault_start", description="Which figure rto_s is (objectives.rto_from).")
+    rto_s: float | None = Field(default=None, description="What objectives.rto judges: from_start_s or after_end_s.")
+    deviating_seconds: int = Field(
+        default=0, description="Seconds from the injection on in which the steady state did not hold."
+    )
+    recovered: bool = Field(default=False, description="rto_s was measured: the steady state held again.")
     detail: str = ""
 
 
@@ -106,13 +161,22 @@ class FaultRecord(_Record):
 
 
 class ObjectiveRecord(_Record):
+    """One objective (rto, rpo_orders, ...) judged for one fault, or for the run or the drill."""
+
     name: str
     target: float
     observed: float | None
     unit: str
-    met: bool
+    met: bool = Field(default=False, description="True only when the objective held (status 'held').")
+    status: Status = Field(default="failed", description="held, failed, or not_checked (see `why`).")
+    why: str = Field(default="", description="Why it was not checked, when it was not.")
     fault_index: int | None = None
     detail: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _status(cls, data: Any) -> Any:
+        return _outcome(data, "met")
 
 
 class MetricPoint(_Record):
@@ -130,11 +194,20 @@ class MetricPoint(_Record):
 
 
 class SteadyPoint(_Record):
-    """The steady-state verdict of one second: `ok` is False if any probe failed in it."""
+    """The steady-state verdict of one second [t, t+1): `ok` is False if any probe failed in it."""
 
     t: float
     ok: bool
     failing: list[str] = Field(default_factory=list)
+    tolerated: bool | None = Field(
+        default=None,
+        description="In a fault window: every entry held its in-window tolerance (`during:`, else its own "
+        "thresholds). None outside every fault window.",
+    )
+    untolerated: list[str] = Field(default_factory=list, description="The entries beyond their in-window tolerance.")
+    straddles: list[int] = Field(
+        default_factory=list, description="Faults injected inside this second: part of it came before the fault."
+    )
 
 
 class LoadRecord(_Record):
@@ -158,7 +231,11 @@ class IntegrityRecord(_Record):
 
     name: str = Field(description="The check's name, as listed under `integrity:` in the experiment.")
     description: str = Field(default="", description="What the invariant says, in one sentence.")
-    ok: bool = Field(description="True when the invariant holds (and the check could run).")
+    ok: bool = Field(default=False, description="True only when the invariant was checked and holds (status 'held').")
+    status: Status = Field(
+        default="failed", description="held, failed, or not_checked: could not run, or nothing to check (`why`)."
+    )
+    why: str = Field(default="", description="Why it was not checked, when it was not.")
     checked: int = Field(default=0, description="How many items (orders, fills, accounts, books) were examined.")
     violations: int = Field(default=0, description="How many items broke the invariant.")
     examples: list[dict[str, Any]] = Field(
@@ -166,6 +243,11 @@ class IntegrityRecord(_Record):
     )
     error: str | None = Field(default=None, description="Why the check could not run, if it could not.")
     took_s: float = 0.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _status(cls, data: Any) -> Any:
+        return _outcome(data, "ok", not_checked_when="error")
 
 
 class LostOrder(_Record):
@@ -257,6 +339,9 @@ class Journal(_Record):
     guards: list[GuardRecord] = Field(
         default_factory=list, description="Safety guards judged before the run, with any overrides."
     )
+    upgraded_from: int | None = Field(
+        default=None, description="The schema version this journal was written in, when read from an older one."
+    )
 
     def phase(self, name: PhaseName) -> PhaseRecord | None:
         for record in reversed(self.phases):
@@ -314,10 +399,25 @@ def save_journal(journal: Journal, path: Path) -> None:
 def load_journal(path: Path) -> Journal:
     """Read a journal file; raises ValueError naming the file when it is not a journal we can read."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = json.loads(read_bytes(path, LIMITS["journal"], "a run journal (journal.json)"))
+    except InputFileError as exc:  # missing, a FIFO or device, unreadable, over the limit: never read
+        raise ValueError(f"{path}: not a readable journal: {exc.reason}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not a readable journal: {exc}") from exc
     version = raw.get("schema_version") if isinstance(raw, dict) else None
-    if version != JOURNAL_SCHEMA_VERSION:
-        raise ValueError(f"{path}: journal schema_version {version!r}, this tool reads {JOURNAL_SCHEMA_VERSION}")
-    return Journal.model_validate(raw)
+    if version == 1:
+        from engine.journal_v1 import upgrade  # only for old files: keeps what schema 1 lacked out of this module
+
+        raw = upgrade(raw)
+    elif version != JOURNAL_SCHEMA_VERSION:
+        raise ValueError(
+            f"{path}: journal schema_version {version!r}, this tool reads {JOURNAL_SCHEMA_VERSION} (and upgrades 1)"
+        )
+    try:
+        return Journal.model_validate(raw)
+    except ValidationError as exc:  # one line: the first problem and how many there are
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "top level"
+        raise ValueError(
+            f"{path}: not a valid journal ({exc.error_count()} problem(s)); first: {where}: {first['msg']}"
+        ) from None

@@ -26,6 +26,8 @@ MetricName = Literal[
     "error_rate",
     "throughput_rps",
 ]
+# What objectives.rto measures (docs/recovery.md): from the fault's start, or from its end.
+RtoFrom = Literal["fault_start", "fault_end"]
 
 
 class _Strict(BaseModel):
@@ -128,7 +130,9 @@ class LoadSpec(_Strict):
 
 
 class Bounds(_Strict):
-    """Tolerance while a fault is in effect; omitted means the probe is only observed then."""
+    """Tolerance while a fault is in effect: the entry is also judged over each fault window with it, and it is
+    what the entry must hold, second by second, for recovery to be declared while a fault is still in place.
+    Omitted: no window check (the window is only observed) and the entry's own thresholds stay its tolerance."""
 
     min: float | None = Field(default=None, description="Lowest tolerated value.")
     max: float | None = Field(default=None, description="Highest tolerated value.")
@@ -153,7 +157,11 @@ class MetricProbe(_Strict):
     )
     min: float | None = Field(default=None, description="Lowest healthy value.")
     max: float | None = Field(default=None, description="Highest healthy value.")
-    during: Bounds | None = Field(default=None, description="Tolerance while a fault is in effect.")
+    during: Bounds | None = Field(
+        default=None,
+        description="Tolerance while a fault is in effect (judged over each fault window). Omitted: the window is "
+        "only observed, and `min`/`max` stay the tolerance second by second (docs/recovery.md).",
+    )
 
     @model_validator(mode="after")
     def _some_bound(self) -> Self:
@@ -228,7 +236,11 @@ class HttpProbe(_Strict):
     name: str = Field(min_length=1, description="Unique name, used in reports.")
     http: HttpCheck
     max_failure_rate: float = Field(default=0.0, ge=0, le=1, description="Share of samples allowed to fail.")
-    during: Bounds | None = Field(default=None, description="Bounds on the failure rate while a fault is in effect.")
+    during: Bounds | None = Field(
+        default=None,
+        description="Bounds on the failure rate while a fault is in effect (judged over each fault window). "
+        "Omitted: the window is only observed, and a failed sample stays a failed second (docs/recovery.md).",
+    )
 
 
 def _probe_tag(value: Any) -> str | None:
@@ -261,7 +273,14 @@ class Objectives(_Strict):
     rto: Duration | None = Field(
         default=None,
         gt=0,
-        description="Recovery time objective per fault: fault start until steady state holds.",
+        description="Recovery time objective per fault, measured as `rto_from` says (docs/recovery.md).",
+    )
+    rto_from: RtoFrom = Field(
+        default="fault_start",
+        description="What `rto` measures. 'fault_start': from the injection until the steady state holds again "
+        "for recovery.stable_for seconds (while the fault is still in place only if every in-window tolerance "
+        "held). 'fault_end': from the fault's end (its rollback verified) until the steady state holds for "
+        "stable_for seconds. Both figures are journaled and reported; this chooses the one judged.",
     )
     rpo_orders: int = Field(
         default=0,

@@ -2,6 +2,8 @@
 
 A window judgement (baseline, a fault window, recovery) merges everything in the window. A second
 judgement decides whether the steady state held in that one second; RTO is measured from those.
+Inside a fault window a second is also judged against each entry's in-window tolerance (`during:`,
+else its own thresholds): recovery is declared while a fault is in place only if those held.
 A second with no completed request at all is not healthy: a stalled system completes nothing.
 """
 
@@ -143,6 +145,8 @@ def judge(
     if failed:
         last = failed[-1]
         detail += f" (last: {last.error or f'status {last.status}'})"
+    # No sample fell into the window (shorter than the probe's interval): nothing was judged, so not "held".
+    why = "" if samples else f"no sample in the window (the probe samples every {probe.http.interval:g}s)"
     return CheckRecord(
         probe=probe.name,
         phase=phase,
@@ -152,7 +156,8 @@ def judge(
         min=low,
         max=high,
         observed=rate,
-        ok=within(rate, low, high),
+        status="not_checked" if not samples else ("held" if within(rate, low, high) else "failed"),
+        why=why,
         window=window,
         samples=len(samples),
         detail=detail if samples else "no samples in the window",
@@ -160,22 +165,35 @@ def judge(
 
 
 def second_failures(
-    probes: list[Probe], second: int, store: MetricStore, samplers: dict[str, HttpSampler]
+    probes: list[Probe],
+    second: int,
+    store: MetricStore,
+    samplers: dict[str, HttpSampler],
+    in_window: bool = False,
 ) -> list[str]:
-    """Names of the probes that did not hold in this second (steady-state thresholds)."""
+    """Names of the probes that did not hold in this second: their steady-state thresholds, or with
+    `in_window` their in-window tolerance (`during:` where given, else the same thresholds)."""
     if store.total_requests(second) == 0:
         return ["no requests completed"]
     failing = []
     for probe in probes:
+        tolerance = probe.during if in_window else None
         if isinstance(probe, MetricProbe):
             agg = store.second(second, probe.request)
             if agg.n == 0:
                 continue  # a sparse request name is simply absent from this second
-            if not within(agg.value(probe.metric), probe.min, probe.max):
+            low, high = (probe.min, probe.max) if tolerance is None else (tolerance.min, tolerance.max)
+            if not within(agg.value(probe.metric), low, high):
                 failing.append(probe.name)
         else:
             sampler = samplers[probe.name]
             samples = sampler.samples(second, second + 1) or sampler.samples(end=second)[-1:]
-            if samples and not all(s.ok for s in samples):
+            if not samples:
+                continue
+            if tolerance is None:
+                held = all(s.ok for s in samples)  # a failed sample is a failed second
+            else:
+                held = within(sum(not s.ok for s in samples) / len(samples), tolerance.min, tolerance.max)
+            if not held:
                 failing.append(probe.name)
     return failing

@@ -345,6 +345,11 @@ class StackDescription(_Strict):
     production: bool = Field(
         default=False, description="Marks a production system; runs against it need explicit consent."
     )
+    trading: bool = Field(
+        default=False,
+        description="A securities trading system: reports speak of orders and compare outages with the CSRC "
+        "thresholds (5 min reportable, 30 min major). Otherwise neutral words: requests, outage.",
+    )
     market_hours: MarketHours | None = Field(
         default_factory=MarketHours,
         description="When the system trades; runs are refused then unless overridden. Default: China A-share "

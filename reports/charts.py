@@ -1,4 +1,7 @@
-"""Server-side SVG charts of a journal (no JavaScript, nothing fetched); every text is escaped here."""
+"""Server-side SVG chart primitives (no JavaScript, nothing fetched); every text is escaped here.
+
+reports.run_charts draws a journal's charts with them, reports.drill_charts a drill's timeline and trends.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,6 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
-
-from engine.journal import CheckRecord, Journal, MetricPoint
 
 Point = tuple[float, float | None]
 
@@ -17,6 +18,7 @@ FONT = "system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-se
 INK, GRID, AXIS, MUTED = "#1d2733", "#e3e6ea", "#5f6b7a", "#5f6b7a"
 BAND_FILL, BAND_TEXT = "#f4a261", "#8a3b00"
 OK_FILL, BAD_FILL, UNKNOWN_FILL = "#2e7d32", "#c62828", "#eceff3"
+STRADDLE_FILL = "#e9c46a"  # a whole-second bucket that holds a fault's injection: partly before it
 LATENCY_COLORS = {"p50": "#1f77b4", "p95": "#e07b00", "p99": "#7b2cbf"}
 _SHADE: dict[str, object] = dict(fill=BAND_FILL, fill_opacity=0.2, stroke=BAND_FILL, stroke_opacity=0.6)
 _OUTLINE: dict[str, object] = {"fill": "none", "stroke": INK, "stroke_width": 1.2, "stroke_dasharray": "3 2"}
@@ -170,6 +172,28 @@ class _Frame:
             text = "" if outline else _el("text", band.label, x=x1 + 3, y=self.top + 12, fill=BAND_TEXT, font_size=10)
             parts.append(_group("fault-band", band.label, rect, text))
 
+    def straddles(self, parts: list[str], seconds: Iterable[Band]) -> None:
+        """A marker under each whole second that holds an injection: its value mixes before and after."""
+        for second in seconds:
+            x1, x2 = self.x(second.start), self.x(second.end)
+            box = {"x": x1, "y": self.bottom - 6, "width": max(x2 - x1, 1.5), "height": 6}
+            parts.append(_group("straddle", second.label, _el("rect", **box, fill=STRADDLE_FILL)))
+
+
+def hold_until(points: Sequence[Point], cuts: Sequence[float]) -> list[Point]:
+    """The points with the previous value held until each cut that falls between two of them.
+
+    A value stands for the second that ends at its x; without this the line towards the first second after
+    an injection would start rising at the previous second, before the fault existed.
+    """
+    out: list[Point] = []
+    for x, y in points:
+        if out and out[-1][1] is not None:
+            prev_x, prev_y = out[-1]
+            out += [(c, prev_y) for c in sorted(cuts) if prev_x < c < x]
+        out.append((x, y))
+    return out
+
 
 def _path_data(points: Sequence[Point], frame: _Frame, max_gap_s: float) -> str:
     """One path for a whole series: a new subpath after every gap, a dot for an isolated point."""
@@ -211,10 +235,13 @@ def line_chart(
     height: int = 250,
     max_gap_s: float = 1.5,
     standalone: bool = False,
+    cuts: Sequence[float] = (),
+    straddles: Sequence[Band] = (),
 ) -> str:
     """A time-series chart: x = seconds since the run's start, y with round ticks in `unit`.
 
-    A None value, or a jump in time longer than `max_gap_s`, leaves a gap in the line.
+    A None value, or a jump in time longer than `max_gap_s`, leaves a gap in the line. At each of `cuts`
+    (injections) the line holds its previous value (see hold_until); `straddles` marks seconds holding one.
     """
     values = [y for s in series for _, y in s.points if y is not None and math.isfinite(y)]
     if not values:
@@ -228,8 +255,9 @@ def line_chart(
     frame.bands(parts, bands)
     frame.time_axis(parts)
     _thresholds_svg(parts, frame, thresholds)
+    frame.straddles(parts, straddles)
     for item in series:
-        data = _path_data(item.points, frame, max_gap_s)
+        data = _path_data(hold_until(item.points, cuts), frame, max_gap_s)
         if data:
             parts.append(
                 f'<path class="series" d="{data}" fill="none" stroke="{escape(item.color)}" '
@@ -273,8 +301,13 @@ def state_strip(
     x_max: float | None = None,
     bands: Sequence[Band] = (),
     standalone: bool = False,
+    cuts: Sequence[float] = (),
 ) -> str:
-    """One cell per second, green when `ok`, red when not; adjacent equal seconds merge into one rect."""
+    """One cell per second, green when `ok`, red when not; adjacent equal seconds merge into one rect.
+
+    A red second that holds one of `cuts` (an injection) is red only from the cut on; its part before is
+    drawn as straddling, never as a deviation before the fault.
+    """
     height = 104
     if not states:
         return _placeholder(title, height, standalone)
@@ -283,216 +316,44 @@ def state_strip(
     parts = _open_svg(title, height, standalone)
     strip = {"y": frame.top, "height": frame.bottom - frame.top}
     parts.append(_el("rect", x=frame.left, width=frame.right - frame.left, **strip, fill=UNKNOWN_FILL))
-    for start, end, ok, notes in _runs(states):
+    fills = {"ok": OK_FILL, "bad": BAD_FILL, "straddle": STRADDLE_FILL}
+    words = {"ok": "held", "bad": "deviated", "straddle": "before the injection, in a second that holds it,"}
+    runs = _runs(_cells(states, cuts))
+    for start, end, kind, notes in runs:
         x1, x2 = frame.x(start), frame.x(end)
-        label = f"{'held' if ok else 'deviated'} {format_offset(start)} to {format_offset(end)}"
-        label += (": " + ", ".join(notes)) if notes else ""
-        rect = _el("rect", x=x1, width=max(x2 - x1, 0.5), **strip, fill=OK_FILL if ok else BAD_FILL)
-        parts.append(_group("ok" if ok else "bad", label, rect))
+        label = f"{words[kind]} {format_offset(start)} to {format_offset(end)}"
+        label += (": " + ", ".join(notes)) if notes and kind != "straddle" else ""
+        rect = _el("rect", x=x1, width=max(x2 - x1, 0.5), **strip, fill=fills[kind])
+        parts.append(_group(kind, label, rect))
     frame.bands(parts, bands, outline=True)
     frame.time_axis(parts)
-    _legend(parts, [("held", OK_FILL), ("deviated", BAD_FILL), ("no data", UNKNOWN_FILL)])
-    return "".join([*parts, "</svg>"])
-
-
-def _runs(states: Sequence[tuple[float, bool, str]]) -> list[tuple[float, float, bool, list[str]]]:
-    runs: list[tuple[float, float, bool, list[str]]] = []
-    for t, ok, note in sorted(states, key=lambda s: s[0]):
-        if runs and runs[-1][2] == ok and t - runs[-1][1] < 0.5:
-            start, _, _, notes = runs[-1]
-            if note and note not in notes and len(notes) < 6:
-                notes.append(note)
-            runs[-1] = (start, t + 1.0, ok, notes)
-        else:
-            runs.append((t, t + 1.0, ok, [note] if note else []))
-    return runs
-
-
-def run_span(journal: Journal) -> float:
-    """Seconds from the run's start to the last thing the journal knows of: the shared x-axis."""
-    ends = [journal.finished_at or journal.started_at, *(e.t for e in journal.events[-1:])]
-    ends += [f.ended_at or f.injected_at or 0.0 for f in journal.faults]
-    ends += [p.t + 1.0 for points in journal.metrics.values() for p in points[-1:]]
-    ends += [p.t + 1.0 for p in journal.steady[-1:]]
-    return max(ends) - journal.started_at
-
-
-def fault_bands(journal: Journal) -> list[Band]:
-    """Each injected fault from injection until its rollback was verified (or the journal's end)."""
-    t0, span = journal.started_at, run_span(journal)
-    starts = [(f, f.injected_at) for f in journal.faults if f.injected_at is not None]
-    return [Band(at - t0, (f.ended_at or t0 + span) - t0, f"#{f.index} {f.kind}") for f, at in starts]
-
-
-def _thresholds(
-    checks: Iterable[CheckRecord], metric: str, request: str | None, scale: float, unit: str, label: str
-) -> list[Threshold]:
-    seen: dict[tuple[str, float], bool] = {}
-    for check in checks:
-        if check.kind != "metric" or check.metric != metric or check.request != request:
-            continue
-        for side, value in (("max", check.max), ("min", check.min)):
-            if value is not None:
-                key = (side, value * scale)
-                seen[key] = seen.get(key, True) and check.phase == "during"
-    notes = {True: " (during faults)", False: ""}
-    return [
-        Threshold(value, f"{label} {side} {format_tick(value)} {unit}{notes[during]}")
-        for (side, value), during in seen.items()
-    ]
-
-
-def _rel(points: Sequence[MetricPoint], t0: float) -> list[tuple[float, MetricPoint]]:
-    return [(p.t - t0, p) for p in sorted(points, key=lambda p: p.t)]
-
-
-def _time_chart(journal: Journal, title: str, series: list[Series], unit: str, limits: list[Threshold]) -> str:
-    """A line chart on the run's shared time axis, with its fault windows shaded."""
-    span, bands = run_span(journal), fault_bands(journal)
-    return line_chart(title, series, unit=unit, x_max=span, bands=bands, thresholds=limits)
-
-
-def latency_chart(journal: Journal, request: str = "*") -> str:
-    """p50/p95/p99 in ms of one request name ('*' = all), with the hypothesis' latency limits."""
-    points = _rel(journal.metrics.get(request, []), journal.started_at)
-    series = [Series(q, [(x, getattr(p, q)) for x, p in points], c) for q, c in LATENCY_COLORS.items()]
-    key = None if request == "*" else request
-    limits = [t for q in LATENCY_COLORS for t in _thresholds(journal.checks, f"latency_{q}_ms", key, 1, "ms", q)]
-    title = "Latency, all requests" if request == "*" else f"Latency, {request}"
-    return _time_chart(journal, title, series, "ms", limits)
-
-
-def _dense(points: Sequence[tuple[float, MetricPoint]]) -> list[tuple[float, MetricPoint | None]]:
-    """Every second from the first to the last point; a missing second completed no request."""
-    if not points:
-        return []
-    by_x = {round(x): p for x, p in points}
-    offset = points[0][0] - round(points[0][0])
-    return [(float(x) + offset, by_x.get(x)) for x in range(min(by_x), max(by_x) + 1)]
-
-
-def throughput_chart(journal: Journal) -> str:
-    """Completed requests per second (all requests), zero in seconds where none completed."""
-    dense = _dense(_rel(journal.metrics.get("*", []), journal.started_at))
-    series = [Series("req/s", [(x, float(p.n) if p else 0.0) for x, p in dense], "#1f77b4")]
-    limits = _thresholds(journal.checks, "throughput_rps", None, 1.0, "req/s", "throughput")
-    return _time_chart(journal, "Throughput", series, "req/s", limits)
-
-
-def error_rate_chart(journal: Journal) -> str:
-    """Failed share of all requests per second, in percent (a gap where nothing completed)."""
-    dense = _dense(_rel(journal.metrics.get("*", []), journal.started_at))
-    rates = [(x, 100.0 * p.fail / p.n if p and p.n else None) for x, p in dense]
-    limits = _thresholds(journal.checks, "error_rate", None, 100.0, "%", "error rate")
-    return _time_chart(journal, "Error rate", [Series("errors %", rates, "#c62828")], "%", limits)
-
-
-def steady_chart(journal: Journal) -> str:
-    """The steady-state verdict second by second: green when every probe held, red otherwise."""
-    states = [(p.t - journal.started_at, p.ok, ", ".join(p.failing)) for p in journal.steady]
-    title = "Steady state, second by second"
-    return state_strip(title, states, x_max=run_span(journal), bands=fault_bands(journal))
-
-
-# Drill charts (the management report): a timeline of bars on the drill's clock, and trends over runs.
-
-
-@dataclass(frozen=True)
-class Span:
-    """One bar of a timeline chart: on row `row`, from `start` to `end` seconds; `expected_end` draws a tick."""
-
-    row: str
-    start: float
-    end: float
-    color: str
-    label: str = ""
-    expected_end: float | None = None
-
-
-def timeline_chart(
-    title: str,
-    spans: Sequence[Span],
-    *,
-    x_max: float | None = None,
-    bands: Sequence[Band] = (),
-    legend: Sequence[tuple[str, str]] = (),
-    standalone: bool = False,
-) -> str:
-    """Rows of bars on a shared time axis (seconds since the start), fault windows outlined behind them."""
-    rows = list(dict.fromkeys(s.row for s in spans))
-    row_h, label_w = 22, 230
-    height = TOP + BOTTOM + 8 + row_h * max(len(rows), 1)
-    if not rows:
-        return _placeholder(title, height, standalone)
-    ends = [s.end for s in spans] + [s.expected_end or 0.0 for s in spans] + [b.end for b in bands]
-    frame = _Frame(max(x_max or 0.0, *ends), 0.0, 1.0, height)
-    frame.left = float(label_w)
-    parts = _open_svg(title, height, standalone)
-    frame.bands(parts, bands, outline=True)
-    for i, row in enumerate(rows):
-        y = frame.top + 4 + i * row_h
-        shown = row if len(row) <= 34 else row[:33] + "…"
-        parts.append(_el("text", shown, x=frame.left - 8, y=y + 12, text_anchor="end", fill=INK))
-        parts.append(_el("line", x1=frame.left, y1=y + row_h - 2, x2=frame.right, y2=y + row_h - 2, stroke=GRID))
-    for span in spans:
-        y = frame.top + 4 + rows.index(span.row) * row_h
-        x1, x2 = frame.x(span.start), frame.x(max(span.end, span.start))
-        bar = _el("rect", x=x1, y=y + 2, width=max(x2 - x1, 2.0), height=14, rx=2, fill=span.color)
-        tick = ""
-        if span.expected_end is not None:
-            xe = frame.x(span.expected_end)
-            tick = _el("line", x1=xe, y1=y - 1, x2=xe, y2=y + 19, stroke=INK, stroke_width=2, stroke_dasharray="3 2")
-        parts.append(_group("span", f"{span.row}: {span.label}" if span.label else span.row, bar, tick))
-    frame.time_axis(parts)
+    legend = [("held", OK_FILL), ("deviated", BAD_FILL), ("no data", UNKNOWN_FILL)]
+    if any(kind == "straddle" for _, _, kind, _ in runs):
+        legend.append(("straddles an injection", STRADDLE_FILL))
     _legend(parts, legend)
     return "".join([*parts, "</svg>"])
 
 
-def trend_chart(
-    title: str,
-    labels: Sequence[str],
-    series: Sequence[Series],
-    *,
-    unit: str,
-    thresholds: Sequence[Threshold] = (),
-    y_max: float | None = None,
-    height: int = 230,
-    standalone: bool = False,
-) -> str:
-    """Values over a sequence of runs: x is the run's position (`labels` under the axis), a dot per value.
+def _cells(states: Sequence[tuple[float, bool, str]], cuts: Sequence[float]) -> list[tuple[float, float, str, str]]:
+    """(start, end, kind, note) per second; a deviated second holding a cut is split at it."""
+    cells = []
+    for t, ok, note in sorted(states, key=lambda s: s[0]):
+        inside = [c for c in cuts if t < c < t + 1.0]
+        if not ok and inside:
+            cells += [(t, min(inside), "straddle", note), (min(inside), t + 1.0, "bad", note)]
+        else:
+            cells.append((t, t + 1.0, "ok" if ok else "bad", note))
+    return cells
 
-    Series points are (position, value) with positions 0 .. len(labels) - 1; None leaves a gap.
-    """
-    values = [y for s in series for _, y in s.points if y is not None and math.isfinite(y)]
-    if not values or not labels:
-        return _placeholder(title, height, standalone)
-    refs = [t.value for t in thresholds if math.isfinite(t.value)]
-    ticks = nice_ticks(0.0, max(*values, *refs, y_max or 0.0))
-    frame = _Frame(float(len(labels)), ticks[0], ticks[-1], height)
-    parts = _open_svg(title, height, standalone)
-    frame.value_axis(parts, ticks, unit)
-    every = max(1, math.ceil(len(labels) / 10))
-    for i, label in enumerate(labels):
-        if (len(labels) - 1 - i) % every == 0:  # counted from the newest run, which is always labelled
-            parts.append(_el("text", label, x=frame.x(i + 0.5), y=frame.bottom + 16, text_anchor="middle", fill=MUTED))
-    parts.append(_el("line", x1=frame.left, y1=frame.bottom, x2=frame.right, y2=frame.bottom, stroke=AXIS))
-    _thresholds_svg(parts, frame, thresholds)
-    for item in series:
-        shifted = [(x + 0.5, y) for x, y in item.points]
-        data = _path_data(shifted, frame, 1.5)
-        dots = [
-            _group(
-                "dot",
-                f"{item.name}, {labels[int(x)]}: {format_tick(round(y, 1))} {unit}",
-                _el("circle", cx=frame.x(x + 0.5), cy=frame.y(y), r=3.5, fill=item.color),
-            )
-            for x, y in item.points
-            if y is not None and math.isfinite(y) and 0 <= int(x) < len(labels)
-        ]
-        parts.append(
-            f'<path class="series" d="{data}" fill="none" stroke="{escape(item.color)}" stroke-width="1.6" '
-            f'stroke-linejoin="round" stroke-linecap="round">{_el("title", item.name)}</path>'
-        )
-        parts += dots
-    _legend(parts, [(s.name, s.color) for s in series])
-    return "".join([*parts, "</svg>"])
+
+def _runs(cells: Sequence[tuple[float, float, str, str]]) -> list[tuple[float, float, str, list[str]]]:
+    runs: list[tuple[float, float, str, list[str]]] = []
+    for start, end, kind, note in cells:
+        if runs and runs[-1][2] == kind and start - runs[-1][1] < 0.5:
+            first, _, _, notes = runs[-1]
+            if note and note not in notes and len(notes) < 6:
+                notes.append(note)
+            runs[-1] = (first, end, kind, notes)
+        else:
+            runs.append((start, end, kind, [note] if note else []))
+    return runs

@@ -1,4 +1,9 @@
-"""JUnit XML of a run's journal as GitLab, GitHub and Jenkins read it: one testcase per judgement."""
+"""JUnit XML of a run's journal as GitLab, GitHub and Jenkins read it: one testcase per judgement.
+
+Held is a passing testcase, failed a failure, and not checked a skipped one carrying why — except
+an integrity check that could not run, which is an error. A deviated run always has a failing
+testcase, so a CI that reads only this file never shows it green.
+"""
 
 from __future__ import annotations
 
@@ -70,7 +75,10 @@ class _Suite:
 def _check(suite: _Suite, check: CheckRecord) -> None:
     name = check.probe if check.fault_index is None else f"{check.probe} fault #{check.fault_index}"
     case = suite.case(f"steady_state.{check.phase}", name, check.window[1] - check.window[0])
-    if check.ok:
+    if check.status == "held":
+        return
+    if check.status == "not_checked":
+        suite.skip(case, f"not checked: {check.why}")
         return
     measure = check.metric or check.kind
     if check.request:
@@ -99,10 +107,18 @@ def _failed_targets(results: Iterable[TargetResult]) -> list[str]:
 
 def _fault(suite: _Suite, fault: FaultRecord) -> None:
     case = suite.case("faults", fault_name(fault), _span(fault.inject))
-    if fault.measured:  # CI dashboards can trend failover and election times from these
+    # CI dashboards can trend failover and election times, and the recovery figures, from these
+    figures = dict(fault.measured)
+    rec = fault.recovery
+    if rec is not None:
+        recovery = {"rto_s": rec.rto_s, "from_start_s": rec.from_start_s, "impact_s": rec.impact_s}
+        figures.update({k: v for k, v in {**recovery, "after_end_s": rec.after_end_s}.items() if v is not None})
+    if figures or rec is not None:
         properties = ET.SubElement(case, "properties")
-        for key, seconds in fault.measured.items():
+        for key, seconds in figures.items():
             ET.SubElement(properties, "property", name=key, value=f"{seconds:g}")
+        if rec is not None:
+            ET.SubElement(properties, "property", name="rto_from", value=rec.rto_from)
     if fault.status in _NEVER_INJECTED:
         suite.skip(case, _skip_reason(suite.journal, fault))
         return
@@ -141,7 +157,10 @@ def _integrity(suite: _Suite, record: IntegrityRecord) -> None:
         message = f"could not run: {record.error}"
         suite.fail(case, message, "\n".join([message, *about]), kind="error")
         return
-    if record.ok:
+    if record.status == "not_checked":
+        suite.skip(case, f"not checked: {record.why}")
+        return
+    if record.status == "held":
         return
     message = f"{record.violations} of {record.checked} violate" + (f": {record.description}" if about else "")
     lines = [message, *(json.dumps(example, default=str, ensure_ascii=False) for example in record.examples)]
@@ -153,7 +172,10 @@ def _integrity(suite: _Suite, record: IntegrityRecord) -> None:
 def _objective(suite: _Suite, objective: ObjectiveRecord) -> None:
     name = objective.name if objective.fault_index is None else f"{objective.name} fault #{objective.fault_index}"
     case = suite.case("objectives", name, None)
-    if objective.met:
+    if objective.status == "held":
+        return
+    if objective.status == "not_checked":
+        suite.skip(case, f"not checked: {objective.why or objective.detail}")
         return
     observed = "not measured" if objective.observed is None else f"{objective.observed:g} {objective.unit}"
     message = f"{objective.name}: observed {observed}, objective {objective.target:g} {objective.unit}"
@@ -194,6 +216,9 @@ def build_junit(journal: Journal) -> ET.Element:
         # The verdict says the run did not complete; CI must not show it green for lack of a testcase.
         why = {"running": "the run did not finish (journal verdict 'running')"}.get(journal.verdict, journal.verdict)
         suite.fail(suite.case("run", "verdict", None), journal.summary or why, kind="error")
+    elif journal.verdict in ("deviated", "aborted") and not suite.failures and not suite.errors:
+        # e.g. an objective the file asked for could not be checked: skipped above, but the run deviated.
+        suite.fail(suite.case("run", "verdict", None), journal.summary or journal.verdict)
 
     end = journal.finished_at or max([journal.started_at, *(e.t for e in journal.events[-1:])])
     counts = {

@@ -1,96 +1,67 @@
 """The management report of a drill run: one self-contained offline HTML page, the summary first.
 
-Page one says in words whether the drill passed, which objectives were met, how long trading was
-out against the regulatory thresholds (an outage of 5 minutes or more is a reportable incident,
-30 minutes or more a major one) and what it cost in orders and latency. Then the timeline (faults,
-runbook steps expected vs actual, detection), the load charts of each experiment (from its journal,
-drawn by reports.charts) and the trends over the drill's past runs.
+Page one says in words whether the drill passed, which objectives were met, how long the service
+was out — the worst single experiment's outage, never a span across experiments — and, where the
+drill or its stacks declare a trading system, how that compares with the regulatory thresholds (an
+outage of 5 minutes or more is a reportable incident, 30 minutes or more a major one), and what it
+cost in requests and latency. Claims cover only what was checked: an experiment that reconciled no
+acknowledgements is named as not checked. Then the figures per experiment and per fault, the
+timeline (reports.drill_details), the load charts of each experiment and the trends over past runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
 
-from engine.drill.record import DrillExperimentRecord, DrillRecord, HistoryRow, StepRecord
-from engine.journal import Journal, load_journal, write_atomic
-from reports import charts
+from engine.drill.record import DrillExperimentRecord, DrillFaultRecord, DrillRecord, HistoryRow
+from engine.journal import Journal, Status, load_journal, write_atomic
+from engine.wording import Wording, declares_trading
+from reports import run_charts
+from reports.drill_details import (
+    MAJOR_S,
+    REPORTABLE_S,
+    VERDICTS,
+    DetailsView,
+    Outage,
+    classify_outage,
+    format_duration,
+    iso,
+)
 from reports.html import Figure, environment
+from reports.outcomes import BASIS, DEFINITIONS, MARKS, TONES, outcome_word
+
+__all__ = [
+    "MAJOR_S",
+    "REPORTABLE_S",
+    "REPORT_NAME",
+    "classify_outage",
+    "drill_outage",
+    "format_duration",
+    "render_management_report",
+    "write_management_report",
+]
 
 REPORT_NAME = "drill-report.html"
-REPORTABLE_S = 5 * 60  # an outage this long of a broker's trading system is a reportable incident
-MAJOR_S = 30 * 60  # ... and this long a major incident
-VERDICTS = {
-    "passed": ("Passed", "good"),
-    "failed": ("Failed", "bad"),
-    "aborted": ("Aborted", "bad"),
-    "error": ("Error", "bad"),
-    "interrupted": ("Interrupted", "warn"),
-    "running": ("Incomplete", "warn"),
-}
-STEP_TONES = {"done": "good", "late": "warn", "missed": "bad", "skipped": "warn", "pending": "warn"}
-STEP_COLORS = {"done": charts.OK_FILL, "late": "#e07b00", "missed": charts.BAD_FILL, "skipped": "#9aa5b1"}
-EXPERIMENT_COLOR = "#1f77b4"
 FIGURE_OBJECTIVES = {  # objective name (without _s) → the key figure it judges
     "rto": "RTO",
     "time_to_detect": "Time to detect",
     "time_to_recover": "Time to recover",
-    "rpo_orders": "Orders lost",
 }
+HEADLINE_NAMES = {"time_to_detect_s": "time to detect", "time_to_recover_s": "time to recover", "rto_s": "RTO"}
 
 
-def format_duration(seconds: float | None) -> str:
-    """'45 s', '6 min 05 s', '1 h 02 min'; an em dash when unknown."""
-    if seconds is None:
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
-    s = round(seconds)
-    minutes, rest = divmod(s, 60)
-    if minutes < 60:
-        return f"{minutes} min {rest:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-@dataclass(frozen=True)
-class Outage:
-    """How long trading was out, and what that is under the reporting rules."""
-
-    seconds: float | None
-    level: str  # "none", "reportable", "major", "unknown"
-    tone: str
-    words: str
-    basis: str
-
-
-def classify_outage(seconds: float | None, basis: str = "") -> Outage:
-    """Place an outage against the 5-minute (reportable) and 30-minute (major) thresholds."""
-    if seconds is None:
-        words = "Outage not measured: a reportable incident cannot be ruled out"
-        return Outage(None, "unknown", "warn", words, basis)
-    shown = format_duration(seconds)
-    if seconds >= MAJOR_S:
-        return Outage(seconds, "major", "bad", f"Outage of {shown}: a major incident (30 minutes or more)", basis)
-    if seconds >= REPORTABLE_S:
-        words = f"Outage of {shown}: a reportable incident (5 minutes or more)"
-        return Outage(seconds, "reportable", "bad", words, basis)
-    return Outage(seconds, "none", "good", f"Outage of {shown}: below the 5-minute reportable threshold", basis)
-
-
-def drill_outage(record: DrillRecord) -> Outage:
-    """The longer of the measured RTO and the runbook's time to recover: what a regulator would count."""
-    known = {"RTO": record.rto_s, "time to recover": record.time_to_recover_s}
-    measured = {name: value for name, value in known.items() if value is not None}
-    if not measured:
-        return classify_outage(None, "no RTO or time to recover measured")
-    name, value = max(measured.items(), key=lambda item: item[1])
-    return classify_outage(value, "longer of RTO and time to recover" if len(measured) > 1 else name)
+def drill_outage(record: DrillRecord, trading: bool = True) -> Outage:
+    """The worst single experiment's outage (the longer of its RTO and its time to recover)."""
+    if record.outage_s is None:
+        return classify_outage(None, "no RTO or time to recover measured", trading)
+    number = record.worst.get("outage_s")
+    basis = "the longest outage of a single experiment (the longer of its RTO and its time to recover)"
+    return classify_outage(record.outage_s, basis + (f": experiment {number}" if number else ""), trading)
 
 
 @dataclass(frozen=True)
@@ -98,50 +69,38 @@ class ObjectiveRow:
     name: str
     target: str
     observed: str
-    met: bool | None
+    status: Status | None  # None: no judgement applies (an outage not measured)
     note: str = ""
 
 
 @dataclass(frozen=True)
-class TimelineRow:
-    t: float
-    at: str
-    iso: str
-    kind: str
-    what: str
-    expected: str = ""
-    actual: str = ""
-    status: str = ""
-    tone: str = ""
-
-
-@dataclass(frozen=True)
-class StepRow:
-    step: StepRecord
-    due: str
-    done: str
-    expected: str
-    actual: str
-    delta: str
-    tone: str
-
-
-@dataclass(frozen=True)
 class ExperimentView:
+    number: int
     record: DrillExperimentRecord
     tone: str
     rto: str
+    detect: str
+    recover: str
+    outage: str
+    lost: str
+    lost_note: str
     charts: list[Markup]
     note: str
 
 
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+@dataclass(frozen=True)
+class FaultRow:
+    experiment: int
+    fault: DrillFaultRecord
+    detected: str
+    impact: str
+    rto: str
+    other: str
 
 
-def _value(value: float | None, unit: str) -> str:
+def _value(value: float | None, unit: str, missing: str = "not measured") -> str:
     if value is None:
-        return "not measured"
+        return missing
     return format_duration(value) if unit == "s" else f"{value:,g} {unit}".strip()
 
 
@@ -161,54 +120,75 @@ def _resolve(path: str, base: Path | None) -> Path:
     return candidate
 
 
-class _View:
+def _journal(experiment: DrillExperimentRecord, base: Path | None) -> Journal | str:
+    if not experiment.journal:
+        return "no journal was recorded for this experiment"
+    try:
+        return load_journal(_resolve(experiment.journal, base))
+    except ValueError as exc:
+        return str(exc)
+
+
+def _result(status: Status | None) -> tuple[str, str]:
+    """A result cell's tone and words; None: nothing applies (an outage that was not measured)."""
+    if status is None:
+        return "warn", "? not judged"
+    return TONES[status], f"{MARKS[status]} {outcome_word(status, 'met', 'missed')}"
+
+
+class _View(DetailsView):
     """Formats one drill record (and its experiments' journals) for the template."""
 
     def __init__(self, record: DrillRecord, history: Sequence[HistoryRow], base: Path | None) -> None:
-        self.r = record
-        self.t0 = record.started_at
-        self.history = list(history)
-        self.base = base
-        self.outage = drill_outage(record)
-        self.journals: dict[int, Journal | str] = {i: self._journal(e) for i, e in enumerate(record.experiments)}
+        journals = {i: _journal(e, base) for i, e in enumerate(record.experiments)}
+        super().__init__(record, history, journals, self._trading(record, journals))
+        self.words = Wording(self.trading)
+        self.outage = drill_outage(record, self.trading)
 
-    def _journal(self, experiment: DrillExperimentRecord) -> Journal | str:
-        if not experiment.journal:
-            return "no journal was recorded for this experiment"
-        try:
-            return load_journal(_resolve(experiment.journal, self.base))
-        except ValueError as exc:
-            return str(exc)
-
-    def rel(self, t: float | None) -> str:
-        if t is None:
-            return "—"
-        seconds = t - self.t0
-        return f"{'-' if seconds < 0 else '+'}{charts.format_offset(abs(seconds))}"
+    @staticmethod
+    def _trading(record: DrillRecord, journals: dict[int, Journal | str]) -> bool:
+        """The record's declaration; a schema-1 record kept none, so its journals' stacks decide."""
+        if not record.upgraded_from:
+            return record.trading
+        read = [j for j in journals.values() if isinstance(j, Journal)]
+        return bool(read) and all(declares_trading(j.stack) for j in read)
 
     # Page one
 
     def objectives(self) -> list[ObjectiveRow]:
-        rows = [
-            ObjectiveRow(
-                o.name + ("" if o.fault_index is None else f" (fault #{o.fault_index})"),
-                _value(o.target, o.unit),
-                _value(o.observed, o.unit),
-                o.met,
-                o.detail,
-            )
-            for o in self.r.objectives
-        ]
+        rows = []
+        for o in self.r.objectives:
+            observed = "not checked" if o.status == "not_checked" else _value(o.observed, o.unit)
+            note = o.detail if o.status != "not_checked" else (o.why or o.detail)
+            name = o.name + ("" if o.fault_index is None else f" (fault #{o.fault_index})")
+            rows.append(ObjectiveRow(name, _value(o.target, o.unit), observed, o.status, note))
+        if not self.trading:
+            return rows  # no regulatory threshold for a system that declares no trading service
         seconds = self.outage.seconds
         for limit, name in ((REPORTABLE_S, "no reportable incident"), (MAJOR_S, "no major incident")):
-            met = None if seconds is None else seconds < limit
-            rows.append(ObjectiveRow(name, f"outage < {limit // 60} min", format_duration(seconds), met, "regulatory"))
+            status: Status | None = None if seconds is None else ("held" if seconds < limit else "failed")
+            rows.append(
+                ObjectiveRow(name, f"outage < {limit // 60} min", format_duration(seconds), status, "regulatory")
+            )
         return rows
 
-    def lost_orders(self) -> int | None:
-        if self.r.rpo_orders is not None:
-            return self.r.rpo_orders
-        return sum(e.lost_orders for e in self.r.experiments) if self.r.experiments else None
+    def lost_claim(self) -> str:
+        """What the drill established about lost acknowledgements — only for the experiments that checked."""
+        ran = [(i + 1, e) for i, e in enumerate(self.r.experiments) if e.run_id is not None]
+        checked = [(n, e) for n, e in ran if e.lost_orders is not None]
+        unchecked = [f"experiment {n} ({e.lost_orders_why or 'not checked'})" for n, e in ran if e.lost_orders is None]
+        if not checked:
+            return f" Acknowledged {self.words.orders} were not checked." if ran else ""
+        lost = sum(e.lost_orders or 0 for _, e in checked)
+        scope = "" if not unchecked else f" in {'experiment' if len(checked) == 1 else 'experiments'} "
+        scope += ", ".join(str(n) for n, _ in checked) if unchecked else ""
+        if lost == 0:
+            sentence = f" No acknowledged {self.words.order} was lost{scope}."
+        else:
+            sentence = f" {self.words.count(lost, 'acknowledged')} lost{scope}."
+        if unchecked:
+            sentence += f" Not checked: {'; '.join(unchecked)}."
+        return sentence
 
     def peak_p99(self) -> tuple[float, str] | None:
         peaks = [(e.peak_p99_ms, e.title or e.file) for e in self.r.experiments if e.peak_p99_ms is not None]
@@ -218,39 +198,43 @@ class _View:
         label, _ = VERDICTS.get(self.r.verdict, (self.r.verdict, "warn"))
         judged = self.r.objectives
         missed = [
-            f"{o.name} {_value(o.observed, o.unit)} against {_value(o.target, o.unit)}" for o in judged if not o.met
+            f"{o.name} {_value(o.observed, o.unit)} against {_value(o.target, o.unit)}"
+            for o in judged
+            if o.status == "failed"
         ]
+        unchecked = [f"{o.name}: {o.why or 'not measured'}" for o in judged if o.status == "not_checked"]
         if not judged:
             objectives = "no objectives were judged"
-        elif missed:
-            objectives = f"{len(missed)} of {_plural(len(judged), 'objective')} missed ({'; '.join(missed)})"
+        elif missed or unchecked:
+            parts = [f"{len(missed)} of {_plural(len(judged), 'objective')} missed"]
+            parts[0] += f" ({'; '.join(missed)})" if missed else ""
+            parts += [f"{len(unchecked)} not checked, so missed ({'; '.join(unchecked)})"] if unchecked else []
+            objectives = ", ".join(parts)
         else:
             objectives = f"all {_plural(len(judged), 'objective')} met"
-        sentence = f"The drill {label.lower()}: {objectives}."
-        lost = self.lost_orders()
-        if lost is not None:
-            sentence += (
-                " No acknowledged order was lost." if lost == 0 else f" {_plural(lost, 'acknowledged order')} lost."
-            )
-        return sentence
+        return f"The drill {label.lower()}: {objectives}.{self.lost_claim()}"
+
+    def _worst(self, name: str) -> str:
+        number = self.r.worst.get(name)
+        return "" if number is None else f" · worst: experiment {number}"
 
     def figures(self) -> list[Figure]:
         o = self.outage
         figures = [
             Figure("Outage", format_duration(o.seconds), o.basis, o.tone),
-            Figure("Time to detect", format_duration(self.r.time_to_detect_s), "first fault → detect step"),
-            Figure("Time to recover", format_duration(self.r.time_to_recover_s), "first fault → recover step"),
-            Figure("RTO", format_duration(self.r.rto_s), "first fault → steady state again"),
-        ]
-        lost = self.lost_orders()
-        figures.append(
-            Figure(
-                "Orders lost",
-                "not measured" if lost is None else f"{lost:,}",
-                "acknowledged, then lost",
-                "" if lost is None else ("good" if lost == 0 else "bad"),
-            )
+            Figure("Time to detect", format_duration(self.r.time_to_detect_s), "its fault → detect step"
+                   + self._worst("time_to_detect_s")),
+            Figure("Time to recover", format_duration(self.r.time_to_recover_s), "its fault → recover step"
+                   + self._worst("time_to_recover_s")),
+            Figure("RTO", format_duration(self.r.rto_s), "longest of any single fault" + self._worst("rto_s")),
+        ]  # fmt: skip
+        lost = self.r.rpo_orders
+        partial = any(e.lost_orders is None for e in self.r.experiments if e.run_id is not None)
+        tone = "warn" if lost is None else ("bad" if lost > 0 else ("warn" if partial else "good"))
+        note = "acknowledged, then lost" + (
+            " · not checked in every experiment" if partial and lost is not None else ""
         )
+        figures.append(Figure(f"{self.words.Orders} lost", "not checked" if lost is None else f"{lost:,}", note, tone))
         requests = sum(e.requests for e in self.r.experiments)
         failed = sum(e.failed_requests for e in self.r.experiments)
         share = f"{100.0 * failed / requests:.2f} % of {requests:,}" if requests else "no requests recorded"
@@ -263,117 +247,15 @@ class _View:
     def judged(self, figure: Figure) -> Figure:
         """A key figure coloured and annotated by the objectives that bound it (rto, time_to_detect, ...)."""
         bound = [o for o in self.r.objectives if FIGURE_OBJECTIVES.get(o.name.removesuffix("_s")) == figure.label]
+        bound += [o for o in self.r.objectives if o.name == "rpo_orders" and figure.label.endswith(" lost")]
         if not bound:
             return figure
         target = _value(min(o.target for o in bound), bound[0].unit)
-        tone = "good" if all(o.met for o in bound) else "bad"
+        statuses = {o.status for o in bound}
+        status: Status = "failed" if "failed" in statuses else ("not_checked" if "not_checked" in statuses else "held")
+        # A figure that is itself only partly checked stays amber even when its objective was met.
+        tone = figure.tone if status == "held" and figure.tone == "warn" else TONES[status]
         return Figure(figure.label, figure.value, f"objective {target} · {figure.note}", tone)
-
-    # The timeline
-
-    def steps(self) -> list[StepRow]:
-        rows = []
-        for s in self.r.steps:
-            delta = ""
-            if s.expected_s is not None and s.took_s is not None:
-                over = s.took_s - s.expected_s
-                delta = f"{format_duration(abs(over))} {'late' if over > 0 else 'early'}" if abs(over) >= 0.5 else ""
-            rows.append(
-                StepRow(
-                    s,
-                    self.rel(s.due_at),
-                    self.rel(s.done_at),
-                    format_duration(s.expected_s),
-                    format_duration(s.took_s),
-                    delta,
-                    STEP_TONES.get(s.status, ""),
-                )
-            )
-        return rows
-
-    def entry(self, t: float, kind: str, what: str, **more: str) -> TimelineRow:
-        return TimelineRow(t, self.rel(t), _iso(t), kind, what, **more)
-
-    def experiment_entries(self, e: DrillExperimentRecord, journal: Journal | str) -> list[TimelineRow]:
-        """The experiment's start and end and, from its journal, each fault's injection and end."""
-        name = e.title or e.file
-        rows = [] if e.started_at is None else [self.entry(e.started_at, "experiment", name)]
-        if isinstance(journal, Journal):
-            for f in journal.faults:
-                label = f"#{f.index} {f.kind} on {f.target}" + (f" ({f.name})" if f.name else "")
-                if f.injected_at is not None:
-                    planned = "" if f.duration_s is None else format_duration(f.duration_s)
-                    rows.append(self.entry(f.injected_at, "fault", f"{label} injected", expected=planned))
-                if f.ended_at is not None:
-                    tone = "good" if f.status == "rolled_back" else "bad"
-                    status = f.status.replace("_", " ")
-                    rows.append(self.entry(f.ended_at, "fault", f"{label} ended", status=status, tone=tone))
-        elif e.fault_started_at is not None:
-            rows.append(self.entry(e.fault_started_at, "fault", f"first fault of {name}"))
-        if e.finished_at is not None:
-            tone = "good" if e.verdict == "passed" else "bad"
-            rows.append(self.entry(e.finished_at, "experiment", f"{name} finished", status=e.verdict, tone=tone))
-        return rows
-
-    def timeline(self) -> list[TimelineRow]:
-        """Everything with a time, in order: the drill, its experiments and faults, the runbook steps done."""
-        rows = [self.entry(self.t0, "drill", "drill started")]
-        for i, e in enumerate(self.r.experiments):
-            rows += self.experiment_entries(e, self.journals[i])
-        for s in self.r.steps:
-            if s.done_at is not None:
-                rows.append(
-                    self.entry(
-                        s.done_at,
-                        {"detect": "detection", "recover": "recovery"}.get(s.marks, "runbook"),
-                        s.title + (f" — {s.by}" if s.by else ""),
-                        expected=format_duration(s.expected_s),
-                        actual=format_duration(s.took_s),
-                        status=s.status,
-                        tone=STEP_TONES.get(s.status, ""),
-                    )
-                )
-        if self.r.finished_at is not None:
-            label, tone = VERDICTS.get(self.r.verdict, (self.r.verdict, "warn"))
-            rows.append(self.entry(self.r.finished_at, "drill", "drill finished", status=label, tone=tone))
-        return sorted(rows, key=lambda row: row.t)
-
-    def fault_bands(self) -> list[charts.Band]:
-        bands = []
-        for journal in self.journals.values():
-            if isinstance(journal, Journal):
-                bands += [
-                    charts.Band(b.start + journal.started_at - self.t0, b.end + journal.started_at - self.t0, b.label)
-                    for b in charts.fault_bands(journal)
-                ]
-        return bands
-
-    def timeline_chart(self) -> Markup:
-        spans = []
-        end = (self.r.finished_at or self.t0) - self.t0
-        for e in self.r.experiments:
-            if e.started_at is not None:
-                stop = (e.finished_at or self.r.finished_at or e.started_at) - self.t0
-                spans.append(charts.Span(e.title or e.file, e.started_at - self.t0, stop, EXPERIMENT_COLOR, e.verdict))
-        for s in self.r.steps:
-            if s.due_at is None:
-                continue
-            stop = (s.done_at if s.done_at is not None else (self.r.finished_at or s.due_at)) - self.t0
-            expected = None if s.expected_s is None else s.due_at - self.t0 + s.expected_s
-            label = f"{s.status}, took {format_duration(s.took_s)} (expected {format_duration(s.expected_s)})"
-            color = STEP_COLORS.get(s.status, "#9aa5b1")
-            spans.append(charts.Span(s.title, s.due_at - self.t0, stop, color, label, expected))
-            end = max(end, stop, expected or 0.0)
-        legend = [("experiment", EXPERIMENT_COLOR), ("step on time", charts.OK_FILL), ("late", STEP_COLORS["late"])]
-        legend.append(("missed", charts.BAD_FILL))
-        svg = charts.timeline_chart(
-            "Drill timeline: experiments and runbook steps (dashed tick: expected)",
-            spans,
-            x_max=end,
-            bands=self.fault_bands(),
-            legend=legend,
-        )
-        return Markup(svg)  # noqa: S704 — charts.py escapes every text it writes
 
     def experiments(self) -> list[ExperimentView]:
         views = []
@@ -386,86 +268,49 @@ class _View:
                 svgs = [
                     Markup(svg)  # noqa: S704
                     for svg in (
-                        charts.latency_chart(journal),
-                        charts.throughput_chart(journal),
-                        charts.error_rate_chart(journal),
+                        run_charts.latency_chart(journal),
+                        run_charts.throughput_chart(journal),
+                        run_charts.error_rate_chart(journal),
                     )
                 ]
             else:
                 note = f"No charts: {journal}"
             tone = "good" if e.verdict == "passed" else ("warn" if e.verdict in ("pending", "running") else "bad")
-            views.append(ExperimentView(e, tone, format_duration(e.rto_s), svgs, note))
+            never = e.fault_started_at is None
+            views.append(
+                ExperimentView(
+                    number=i + 1,
+                    record=e,
+                    tone=tone,
+                    rto="no fault" if never else format_duration(e.rto_s),
+                    detect=format_duration(e.time_to_detect_s),
+                    recover=format_duration(e.time_to_recover_s),
+                    outage="no fault" if never else format_duration(e.outage_s),
+                    lost="not checked" if e.lost_orders is None else f"{e.lost_orders:,}",
+                    lost_note=e.lost_orders_why,
+                    charts=svgs,
+                    note=note,
+                )
+            )
         return views
 
-    # Trends
-
-    def trend_charts(self) -> list[Markup]:
-        rows = self.history
-        if len(rows) < 2:
-            return []
-        years = {datetime.fromtimestamp(h.started_at, UTC).year for h in rows}
-        day = "%d %b" if len(years) == 1 else "%d %b %y"
-        labels = [datetime.fromtimestamp(h.started_at, UTC).strftime(day) for h in rows]
-        if len(set(labels)) < len(labels):  # several runs a day: tell them apart by the time
-            labels = [datetime.fromtimestamp(h.started_at, UTC).strftime(day + " %H:%M") for h in rows]
-        times = [
-            charts.Series("RTO", [(i, h.rto_s) for i, h in enumerate(rows)], "#7b2cbf"),
-            charts.Series("time to detect", [(i, h.time_to_detect_s) for i, h in enumerate(rows)], "#1f77b4"),
-            charts.Series("time to recover", [(i, h.time_to_recover_s) for i, h in enumerate(rows)], "#e07b00"),
-        ]
-        peak = max((v for s in times for _, v in s.points if v is not None), default=0.0)
-        # A threshold line is drawn once the values come within half of it: a line far above them would
-        # set the scale and flatten seconds-long recoveries into the axis.
-        regulatory = [
-            charts.Threshold(REPORTABLE_S, "reportable incident (5 min)", "#e07b00"),
-            charts.Threshold(MAJOR_S, "major incident (30 min)"),
-        ]
-        limits = [line for line in regulatory if peak >= line.value / 2]
-        rto_targets = [o.target for o in self.r.objectives if o.name == "rto"]
-        if rto_targets:
-            limits.append(
-                charts.Threshold(min(rto_targets), f"RTO objective {format_duration(min(rto_targets))}", "#1b7f3b")
-            )
-        passed = 0
-        rate: list[charts.Point] = []
-        met: list[charts.Point] = []
-        for i, h in enumerate(rows):
-            passed += h.verdict == "passed"
-            rate.append((i, 100.0 * passed / (i + 1)))
-            met.append((i, 100.0 * h.objectives_met / h.objectives_total if h.objectives_total else None))
-        svgs = [
-            charts.trend_chart(
-                "RTO, detection and recovery over past runs", labels, times, unit="s", thresholds=limits
-            ),
-            charts.trend_chart(
-                "Pass rate over past runs",
-                labels,
-                [
-                    charts.Series("pass rate, cumulative", rate, charts.OK_FILL),
-                    charts.Series("objectives met", met, "#1f77b4"),
-                ],
-                unit="%",
-                y_max=100.0,
-            ),
-        ]
-        return [Markup(svg) for svg in svgs]  # noqa: S704
-
-    def history_rows(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "row": h,
-                "started": _iso(h.started_at),
-                "current": h.drill_run_id == self.r.drill_run_id,
-                "tone": VERDICTS.get(h.verdict, (h.verdict, "warn"))[1],
-                "rto": format_duration(h.rto_s),
-                "ttd": format_duration(h.time_to_detect_s),
-                "ttr": format_duration(h.time_to_recover_s),
-                "outage": classify_outage(
-                    max((v for v in (h.rto_s, h.time_to_recover_s) if v is not None), default=None)
-                ),
-            }
-            for h in self.history
-        ]
+    def fault_rows(self) -> list[FaultRow]:
+        rows = []
+        for i, e in enumerate(self.r.experiments):
+            for f in e.faults:
+                other = f.after_end_s if f.rto_from == "fault_start" else f.from_start_s
+                other_label = BASIS["fault_end" if f.rto_from == "fault_start" else "fault_start"]
+                rows.append(
+                    FaultRow(
+                        experiment=i + 1,
+                        fault=f,
+                        detected=_value(f.detected_after_s, "s", "never deviated"),
+                        impact=_value(f.impact_s, "s", "not recovered") if f.detected_after_s is not None else "none",
+                        rto=f"{_value(f.rto_s, 's', 'not recovered')} ({BASIS[f.rto_from]})",
+                        other=f"{_value(other, 's')} {other_label}",
+                    )
+                )
+        return rows
 
     def context(self) -> dict[str, Any]:
         label, tone = VERDICTS.get(self.r.verdict, (self.r.verdict, "warn"))
@@ -479,14 +324,19 @@ class _View:
             "verdict_tone": tone,
             "verdict_words": self.verdict_words(),
             "outage": self.outage,
-            "started": _iso(self.t0),
+            "trading": self.trading,
+            "orders_word": self.words.Orders,
+            "started": iso(self.t0),
             "duration": "unfinished" if duration is None else format_duration(duration),
             "figures": self.figures(),
             "objectives": self.objectives(),
+            "result": _result,
             "steps": self.steps(),
             "timeline": self.timeline(),
             "timeline_chart": self.timeline_chart(),
             "experiments": self.experiments(),
+            "fault_rows": self.fault_rows(),
+            "definitions": DEFINITIONS,
             "trend_charts": self.trend_charts(),
             "history": self.history_rows(),
             "pass_rate": f"{passed} of {len(self.history)}" if self.history else "",

@@ -74,7 +74,7 @@ def test_leader_kill_under_load_recovers_and_reports(tmp_path: Path) -> None:
     assert fault.verify and all(v.ok for v in fault.verify)
     # The leader was killed: the kill hurt order entry, and the standby took over within the objective.
     assert fault.recovery is not None and fault.recovery.recovered
-    assert fault.recovery.impact_s >= 1
+    assert fault.recovery.impact_s is not None and fault.recovery.impact_s >= 1
     assert fault.recovery.rto_s is not None and 0 < fault.recovery.rto_s <= 15
     assert [(o.name, o.met) for o in journal.objectives] == [("rto", True), ("rpo_orders", True)]
     errors_during = sum(p.fail for p in journal.metrics["*"] if fault.injected_at and p.t >= fault.injected_at - 1)

@@ -419,6 +419,7 @@ def lay_out(directory: Path, profile: str, matchers: int, ports: Mapping[str, in
         name="reference",
         profile=profile,
         market_hours=None,  # a lab stack on loopback: it never trades, so drills may run at any time
+        trading=True,  # but it is a trading system: reports use trading wording and the CSRC thresholds
         endpoints={"gateway": f"http://127.0.0.1:{port['gateway']}", "redis": redis_address, "zookeeper": zk_address},
         toxiproxy=ToxiproxyEndpoint(url=f"http://127.0.0.1:{port['toxiproxy']}"),
         targets=dict(links),

@@ -83,7 +83,8 @@ def run_command(
         rto = f", RTO {exp.rto_s:g}s" if exp.rto_s is not None else ""
         print(f"  experiment {exp.file}: {exp.verdict}{rto}", file=stream)
     for objective in record.objectives:
-        print(f"  objective {objective.name}: {'met' if objective.met else 'MISSED'} ({objective.detail})", file=stream)
+        shown = {"held": "met", "failed": "MISSED", "not_checked": "NOT CHECKED (missed)"}[objective.status]
+        print(f"  objective {objective.name}: {shown} ({objective.detail})", file=stream)
     for step in record.steps:
         took = f" in {step.took_s:g}s" if step.took_s is not None else ""
         auto = " [auto-acknowledged]" if step.auto_acknowledged else ""

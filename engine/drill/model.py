@@ -58,16 +58,23 @@ class DrillObjectives(_Strict):
     """What the drill is judged against; each omitted objective is not judged."""
 
     rto: Duration | None = Field(
-        default=None, gt=0, description="Longest tolerated RTO of any fault over the drill's experiments."
+        default=None, gt=0, description="Longest tolerated RTO of any single fault (as each experiment measures it)."
     )
     rpo_orders: int | None = Field(
-        default=None, ge=0, description="Acknowledged orders that may be lost over the whole drill (from journals)."
+        default=None,
+        ge=0,
+        description="Acknowledged orders that may be lost over the whole drill (from journals); not checked where "
+        "an experiment reconciled none.",
     )
     time_to_detect: Duration | None = Field(
-        default=None, gt=0, description="First fault until the runbook step marked `detect` is done."
+        default=None,
+        gt=0,
+        description="From the first fault of the experiment the `detect` step was done in, until that step.",
     )
     time_to_recover: Duration | None = Field(
-        default=None, gt=0, description="First fault until the runbook step marked `recover` is done."
+        default=None,
+        gt=0,
+        description="From the first fault of the experiment the `recover` step was done in, until that step.",
     )
 
 
@@ -207,6 +214,12 @@ class Drill(_Strict):
     schedule: ScheduleSpec | None = Field(default=None, description="When the drill runs by itself.")
     calendar: CalendarGuard = Field(default_factory=CalendarGuard, description="The market-hours guard.")
     notify: list[WebhookTarget] = Field(default_factory=list, description="Webhooks told of start and finish.")
+    trading: bool | None = Field(
+        default=None,
+        description="The drill rehearses a trading-system emergency: the management report speaks of orders and "
+        "compares each outage with the CSRC thresholds (5 min reportable, 30 min major). Default: when every "
+        "experiment's stack declares `trading: true`; otherwise neutral words (requests, outage).",
+    )
 
 
 def redact_url(url: str) -> str:

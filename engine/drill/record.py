@@ -11,11 +11,15 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from engine.journal import ObjectiveRecord, write_atomic
+from engine.files import LIMITS, InputFileError, read_bytes
+from engine.journal import ObjectiveRecord, Status, write_atomic
+from engine.model import RtoFrom
 
-DRILL_RECORD_SCHEMA_VERSION = 1
+# 2: figures per experiment and per fault (the headline is the worst single one), "not checked" outcomes and
+# the trading declaration. Schema-1 records are still read: engine.drill.figures upgrades them.
+DRILL_RECORD_SCHEMA_VERSION = 2
 
 DrillVerdict = Literal["running", "passed", "failed", "aborted", "interrupted", "error"]
 StepStatus = Literal["pending", "done", "late", "missed", "skipped"]
@@ -49,6 +53,29 @@ class StepRecord(_Record):
     status: StepStatus = "pending"
     took_s: float | None = None
     detail: str = ""
+    experiment: int | None = Field(
+        default=None, description="The experiment (1-based) whose event did this automatic step; None: by time."
+    )
+
+
+class DrillFaultRecord(_Record):
+    """One fault of one experiment and its own figures, from the experiment's journal (docs/recovery.md)."""
+
+    index: int
+    kind: str
+    target: str
+    status: str = ""
+    injected_at: float | None = None
+    ended_at: float | None = None
+    detected_after_s: float | None = Field(
+        default=None, description="Injection until the steady state first stopped holding (None: it never did)."
+    )
+    impact_s: float | None = Field(default=None, description="First deviating second until it held again.")
+    from_start_s: float | None = Field(default=None, description="Injection until the steady state held again.")
+    after_end_s: float | None = Field(default=None, description="Fault end until it held for stable_for seconds.")
+    rto_from: RtoFrom = "fault_start"
+    rto_s: float | None = Field(default=None, description="The figure the experiment's objectives.rto judges.")
+    recovered: bool = False
 
 
 class DrillExperimentRecord(_Record):
@@ -64,8 +91,22 @@ class DrillExperimentRecord(_Record):
     started_at: float | None = None
     finished_at: float | None = None
     fault_started_at: float | None = Field(default=None, description="Injection time of its first fault.")
-    rto_s: float | None = Field(default=None, description="The longest RTO of its faults.")
-    lost_orders: int = 0
+    faults: list[DrillFaultRecord] = Field(default_factory=list, description="Its injected faults and their figures.")
+    rto_s: float | None = Field(
+        default=None, description="The longest RTO of its faults; None when one never recovered or none was measured."
+    )
+    time_to_detect_s: float | None = Field(
+        default=None, description="Its first fault until the runbook's detect step, when that step was done in it."
+    )
+    time_to_recover_s: float | None = Field(
+        default=None, description="Its first fault until the runbook's recover step, when that step was done in it."
+    )
+    outage_s: float | None = Field(default=None, description="The longer of its RTO and its time to recover.")
+    lost_orders: int | None = Field(default=None, description="Acknowledged orders lost; None: not checked.")
+    lost_orders_why: str = Field(default="", description="Why lost orders were not checked, when they were not.")
+    integrity: Status = Field(default="not_checked", description="Its integrity checks taken together.")
+    integrity_why: str = Field(default="", description="What was not checked, and why.")
+    trading: bool = Field(default=False, description="Its stack declares a trading system (engine.wording).")
     failed_requests: int = 0
     requests: int = 0
     peak_p99_ms: float | None = None
@@ -91,10 +132,24 @@ class DrillRecord(_Record):
     summary: str = ""
     experiments: list[DrillExperimentRecord] = Field(default_factory=list)
     steps: list[StepRecord] = Field(default_factory=list)
-    time_to_detect_s: float | None = Field(default=None, description="First fault until the 'detect' step.")
-    time_to_recover_s: float | None = Field(default=None, description="First fault until the 'recover' step.")
-    rto_s: float | None = Field(default=None, description="The longest RTO over the drill's experiments.")
-    rpo_orders: int | None = Field(default=None, description="Acknowledged orders lost over the drill.")
+    time_to_detect_s: float | None = Field(
+        default=None, description="The worst single experiment's: its first fault until the 'detect' step."
+    )
+    time_to_recover_s: float | None = Field(
+        default=None, description="The worst single experiment's: its first fault until the 'recover' step."
+    )
+    rto_s: float | None = Field(
+        default=None, description="The longest RTO of any single fault; None when a fault never recovered."
+    )
+    outage_s: float | None = Field(default=None, description="The longest outage of any single experiment.")
+    worst: dict[str, int] = Field(
+        default_factory=dict, description="Which experiment (1-based) each headline figure comes from."
+    )
+    rpo_orders: int | None = Field(
+        default=None, description="Acknowledged orders lost over the experiments that checked them; None: none did."
+    )
+    trading: bool = Field(default=False, description="The drill (or every experiment's stack) declares trading.")
+    upgraded_from: int | None = Field(default=None, description="The schema version it was written in, if older.")
     objectives: list[ObjectiveRecord] = Field(default_factory=list)
     notifications: list[dict[str, Any]] = Field(default_factory=list, description="Webhook deliveries and results.")
     report: str | None = Field(default=None, description="Path of the management report (drill-report.html).")
@@ -127,12 +182,26 @@ def save_drill_record(record: DrillRecord, path: Path) -> None:
 def load_drill_record(path: Path) -> DrillRecord:
     """Read drill.json; raises ValueError naming the file when it is not a drill record we can read."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = json.loads(read_bytes(path, LIMITS["drill record"], "a drill record (drill.json)"))
+    except InputFileError as exc:  # missing, a FIFO or device, unreadable, over the limit: never read
+        raise ValueError(f"{path}: not a readable drill record: {exc.reason}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not a readable drill record: {exc}") from exc
     version = raw.get("schema_version") if isinstance(raw, dict) else None
-    if version != DRILL_RECORD_SCHEMA_VERSION:
+    if version == 1:
+        from engine.drill.figures import upgrade_v1  # figures per experiment, recomputed from what v1 kept
+
+        raw = upgrade_v1(raw)
+    elif version != DRILL_RECORD_SCHEMA_VERSION:
         raise ValueError(
-            f"{path}: drill record schema_version {version!r}, this tool reads {DRILL_RECORD_SCHEMA_VERSION}"
+            f"{path}: drill record schema_version {version!r}, this tool reads {DRILL_RECORD_SCHEMA_VERSION} "
+            "(and upgrades 1)"
         )
-    return DrillRecord.model_validate(raw)
+    try:
+        return DrillRecord.model_validate(raw)
+    except ValidationError as exc:  # one line: the first problem and how many there are
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "top level"
+        raise ValueError(
+            f"{path}: not a valid drill record ({exc.error_count()} problem(s)); first: {where}: {first['msg']}"
+        ) from None

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine.api import RunOptions, RunOutcome, new_run_id, run_experiment
+from engine.drill import figures
 from engine.drill.ack import LIVE_FILE as _LIVE_FILE
 from engine.drill.ack import AckInbox, AckServer, write_live
 from engine.drill.display import DrillConsole, RunbookView
@@ -46,7 +47,7 @@ from engine.events import (
     RunFinished,
 )
 from engine.guards import GuardOptions, Override, market_open
-from engine.journal import Journal, ObjectiveRecord
+from engine.journal import Journal
 
 RECORD_FILE = "drill.json"
 REPORT_FILE = "drill-report.html"
@@ -100,33 +101,6 @@ def _recordable(drill: Drill) -> dict[str, Any]:
     for target in data.get("notify", []):
         target["webhook"] = redact_url(target["webhook"])
     return data
-
-
-def summarize(exp: DrillExperimentRecord, journal: Journal, journal_path: Path) -> None:
-    """Fill an experiment's drill summary from its journal (which stays the source of truth)."""
-    exp.run_id, exp.journal, exp.title = journal.run_id, str(journal_path), journal.experiment_title
-    exp.verdict, exp.exit_code = journal.verdict, journal.exit_code
-    exp.started_at, exp.finished_at = journal.started_at, journal.finished_at
-    exp.fault_started_at = min((f.injected_at for f in journal.faults if f.injected_at is not None), default=None)
-    rtos = [f.recovery.rto_s for f in journal.faults if f.recovery is not None]
-    exp.rto_s = None if not rtos or any(r is None for r in rtos) else max(r for r in rtos if r is not None)
-    exp.lost_orders = sum(r.lost for r in journal.rpo)
-    points = journal.metrics.get("*", [])
-    exp.requests = sum(p.n for p in points)
-    exp.failed_requests = sum(p.fail for p in points)
-    exp.peak_p99_ms = max((p.p99 for p in points if p.p99 is not None), default=None)
-
-
-def _objective(name: str, target: float | None, observed: float | None, unit: str, why: str) -> ObjectiveRecord | None:
-    if target is None:
-        return None
-    met = observed is not None and observed <= target
-
-    def shown(value: float) -> str:
-        return f"{value:g}s" if unit == "s" else f"{value:g} {unit}"
-
-    detail = why if observed is None else f"{shown(observed)} {'≤' if met else '>'} {shown(target)}"
-    return ObjectiveRecord(name=name, target=target, observed=observed, unit=unit, met=met, detail=detail)
 
 
 class DrillRunner:
@@ -185,22 +159,8 @@ class DrillRunner:
             self._derive()
             save_drill_record(self.record, self.drill_dir / RECORD_FILE)
 
-    def _first_fault(self) -> float | None:
-        return min(
-            (e.fault_started_at for e in self.record.experiments if e.fault_started_at is not None), default=None
-        )
-
     def _derive(self) -> None:
-        rec = self.record
-        first = self._first_fault()
-        for mark, attr in (("detect", "time_to_detect_s"), ("recover", "time_to_recover_s")):
-            step = self.runbook.marked(mark)
-            done = step.done_at if step is not None and step.status in ("done", "late") else None
-            setattr(rec, attr, round(done - first, 3) if done is not None and first is not None else None)
-        rtos = [f.recovery.rto_s for j in self.journals for f in j.faults if f.recovery is not None]
-        rec.rto_s = None if not rtos or any(r is None for r in rtos) else max(r for r in rtos if r is not None)
-        measured = [j for j in self.journals if j.ledger is not None or j.rpo]
-        rec.rpo_orders = sum(r.lost for j in measured for r in j.rpo) if measured else None
+        figures.derive(self.record, self.drill.trading)  # per experiment; the headline is the worst single one
 
     def state(self) -> dict[str, Any]:
         """A snapshot for the live view and the web page."""
@@ -235,6 +195,7 @@ class DrillRunner:
     # -- events from the experiments ---------------------------------------------------------
     def _listener(self, number: int) -> Callable[[Event], None]:
         state = {"faulted": False, "failing": False}
+        injected: list[float] = []
 
         def occur(condition: str, t: float, detail: str = "") -> None:
             with self.lock:
@@ -249,9 +210,12 @@ class DrillRunner:
                 occur("load_started", event.t)
             elif isinstance(event, FaultInjected) and event.ok:
                 state["faulted"] = True
+                injected.append(event.t)
                 occur("fault_injected", event.t, f"#{event.index} {event.kind} on {event.target}")
             elif isinstance(event, ProbeObserved):
-                if not event.ok and state["faulted"] and not state["failing"]:
+                # The live judge runs a second behind: a second that ended before the injection is not detection.
+                after_fault = bool(injected) and event.second + 1 > injected[0]
+                if not event.ok and state["faulted"] and after_fault and not state["failing"]:
                     state["failing"] = True
                     occur("steady_state_failed", event.t, ", ".join(event.failing))
                 elif event.ok and state["failing"]:
@@ -397,11 +361,12 @@ class DrillRunner:
             journal = result.journal
             with self.lock:
                 self.journals.append(journal)
-                summarize(exp, journal, result.journal_path)
+                figures.summarize(exp, journal, result.journal_path)
                 exp.report = str(report) if report is not None else None
                 recovered = [f.recovery for f in journal.faults if f.recovery is not None]
-                if recovered and all(r.recovered and r.recovered_at is not None for r in recovered):
-                    last = max(r.recovered_at for r in recovered if r.recovered_at is not None)
+                times = [figures.recovery_time(r) for r in recovered]
+                if recovered and exp.rto_s is not None and all(t is not None for t in times):
+                    last = max(t for t in times if t is not None)
                     lines = self.runbook.observe(
                         Occurrence("recovered", number, last, f"RTO {exp.rto_s:g}s"), time.time()
                     )
@@ -443,30 +408,9 @@ class DrillRunner:
         for exp in rec.experiments:
             if exp.verdict == "pending":
                 exp.verdict = "skipped"
-        objectives = self.drill.objectives
-        unrecovered = (
-            "a fault never recovered"
-            if any(f.recovery is not None and f.recovery.rto_s is None for j in self.journals for f in j.faults)
-            else "no fault recovery was measured"
-        )
-        found = [
-            _objective("rto", objectives.rto, rec.rto_s, "s", unrecovered),
-            _objective(
-                "rpo_orders", objectives.rpo_orders, rec.rpo_orders, "orders", "no integrity check measured lost orders"
-            ),
-            _objective(
-                "time_to_detect", objectives.time_to_detect, rec.time_to_detect_s, "s", "the 'detect' step was not done"
-            ),
-            _objective(
-                "time_to_recover",
-                objectives.time_to_recover,
-                rec.time_to_recover_s,
-                "s",
-                "the 'recover' step was not done",
-            ),
-        ]
-        rec.objectives = [o for o in found if o is not None]
+        rec.objectives = figures.objectives(self.drill.objectives.model_dump(), rec)
         codes = [e.exit_code for e in rec.experiments if e.exit_code is not None]
+        # A drill objective that could not be checked is missed (docs/drills.md): the drill asked for it.
         missed = [o.name for o in rec.objectives if not o.met]
         failed_exps = [str(i + 1) for i, e in enumerate(rec.experiments) if e.verdict not in ("passed", "skipped")]
         if ExitCode.ROLLBACK_FAILED in codes:

@@ -139,6 +139,7 @@ class Runbook:
             occ = self.occurrences[found]
             detail = f"{step.when} in experiment {occ.experiment}" + (f": {occ.detail}" if occ.detail else "")
             self._done(i, occ.t, "auto", detail)
+            self.records[i].experiment = occ.experiment  # its figures are measured within that experiment
             lines.append(self._line(i))
         return lines + self._advance(now)
 

@@ -15,12 +15,14 @@ from engine.integrity import (
     ATTRIBUTION_S,
     Outcome,
     get_check,
+    phase_detail,
     read_ledger,
     register,
     run_integrity,
 )
 from engine.journal import FaultRecord, Journal
-from engine.model import Experiment
+from engine.model import Experiment, Objectives
+from engine.verdict import decide
 from tests.engine.fakes import fake_stack, make_plan
 from tests.helpers import ROOT, chaos
 
@@ -244,3 +246,52 @@ def test_an_unknown_check_in_the_file_is_refused_with_its_line(tmp_path: Path) -
     assert result.returncode == 2
     assert f"{path}:{line}:" in result.stdout + result.stderr
     assert "unknown integrity check 'no_such_check'" in result.stdout + result.stderr
+
+
+def test_without_a_ledger_nothing_is_held_and_no_loss_is_counted(tmp_path: Path) -> None:
+    journal = journal_with_fault(T0 + 10)
+    exp = experiment(tmp_path, '["acknowledged_orders_persisted", "no_duplicate_order_ids"]')
+    # Nothing to reconcile does not fail the run, but it is not checked: never "held", never "0 lost".
+    assert run_integrity(journal, exp, fake_stack(), "http://127.0.0.1:9", tmp_path / "ledger") is True
+    assert [(r.name, r.status, r.ok, r.checked) for r in journal.integrity] == [
+        ("acknowledged_orders_persisted", "not_checked", False, 0),
+        ("no_duplicate_order_ids", "not_checked", False, 0),
+    ]
+    assert all("no acknowledgement ledger" in r.why for r in journal.integrity)
+    assert journal.rpo == []
+    assert [(o.name, o.status, o.observed) for o in journal.objectives] == [("rpo_orders", "not_checked", None)]
+    assert phase_detail(journal) == "acknowledged orders not reconciled (not checked)"
+    verdict, _, summary = decide(journal, exp, None)
+    assert verdict == "passed"
+    assert "Integrity held" not in summary and "accounted for" not in summary
+    assert "Not checked: acknowledged_orders_persisted (no acknowledgement ledger" in summary
+
+
+def test_an_rpo_objective_written_in_the_file_must_be_checkable(tmp_path: Path) -> None:
+    journal = journal_with_fault(T0 + 10)
+    exp = experiment(tmp_path, '["acknowledged_orders_persisted"]')
+    exp = exp.model_copy(update={"objectives": Objectives(rpo_orders=0)})
+    run_integrity(journal, exp, fake_stack(), None, tmp_path / "ledger")
+    verdict, _, summary = decide(journal, exp, None)
+    assert verdict == "deviated"
+    assert "RPO of fault #1 not checked: acknowledged_orders_persisted was not checked" in summary
+
+
+def test_a_check_that_examined_nothing_is_not_checked(tmp_path: Path) -> None:
+    write_ledger(tmp_path / "ledger", "w.jsonl", [])
+    journal = journal_with_fault(None)
+    exp = experiment(tmp_path, '["tests.engine.test_integrity:EXAMINES_NOTHING"]')
+    assert run_integrity(journal, exp, fake_stack(), None, tmp_path / "ledger") is True
+    (record,) = journal.integrity
+    assert (record.status, record.why) == ("not_checked", "nothing to check: it examined 0 items")
+
+
+class _Nothing:
+    name = "examines_nothing"
+    description = "Looks at nothing."
+
+    def run(self, ctx: object) -> Outcome:
+        return Outcome(0, 0, [])
+
+
+EXAMINES_NOTHING = register(_Nothing())

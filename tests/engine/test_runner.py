@@ -31,7 +31,7 @@ def test_passing_run_injects_rolls_back_verifies_and_measures_rto(tmp_path: Path
     # Broken while injected (8 s) and for 2 s of healing, measured at 1 s resolution.
     assert fault.recovery is not None and fault.recovery.rto_s is not None
     assert 9.0 <= fault.recovery.rto_s <= 11.5
-    assert fault.recovery.impact_s >= 9
+    assert fault.recovery.impact_s is not None and fault.recovery.impact_s >= 9
     assert fault.measured == {"healed_after_s": 2.0}  # what the injector measured; non-numbers dropped
     assert [o.met for o in journal.objectives] == [True]
     assert [p.name for p in journal.phases] == ["preflight", "baseline", "faults", "recovery", "verdict"]
@@ -44,7 +44,7 @@ def test_journal_on_disk_is_the_final_journal(tmp_path: Path) -> None:
     on_disk = load_journal(tmp_path / "run" / "journal.json")
     assert on_disk.verdict == journal.verdict == "passed"
     raw = json.loads((tmp_path / "run" / "journal.json").read_text())
-    assert raw["schema_version"] == 1
+    assert raw["schema_version"] == 2
     assert all("t" in event and event["t"] > 0 for event in raw["events"])
     assert [e["type"] for e in raw["events"]][:3] == ["run_started", "phase_started", "phase_finished"]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.drill.figures import fault_figures
 from engine.drill.record import DrillExperimentRecord, DrillRecord, HistoryRow, Participant, StepRecord
 from engine.journal import Journal, ObjectiveRecord, save_journal
 from tests.reports.report_journals import T0, fault_offset, make_journal
@@ -91,6 +92,9 @@ def make_drill(
         ObjectiveRecord(name="rpo_orders", target=0, observed=lost, unit="orders", met=lost == 0),
     ]
     points = journal.metrics.get("*", [])
+    known = [v for v in (rto_s, ttr) if v is not None]
+    outage = max(known) if known else None
+    figures = {"time_to_detect_s": time_to_detect_s, "time_to_recover_s": ttr, "rto_s": rto_s, "outage_s": outage}
     experiment = DrillExperimentRecord(
         file="experiments/matcher-leader-kill.yaml",
         title=journal.experiment_title,
@@ -101,8 +105,14 @@ def make_drill(
         started_at=journal.started_at,
         finished_at=journal.finished_at,
         fault_started_at=fault_at,
+        faults=fault_figures(journal),
         rto_s=rto_s,
+        time_to_detect_s=time_to_detect_s,
+        time_to_recover_s=ttr,
+        outage_s=outage,
         lost_orders=lost,
+        integrity="failed" if lost else "held",
+        trading=True,
         failed_requests=sum(p.fail for p in points),
         requests=sum(p.n for p in points),
         peak_p99_ms=max((p.p99 for p in points if p.p99 is not None), default=None),
@@ -127,6 +137,9 @@ def make_drill(
             "time_to_detect_s": time_to_detect_s,
             "time_to_recover_s": ttr,
             "rto_s": rto_s,
+            "outage_s": outage,
+            "worst": {name: 1 for name, value in figures.items() if value is not None},
+            "trading": True,
             "rpo_orders": lost,
             "objectives": objectives,
         }

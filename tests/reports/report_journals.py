@@ -342,11 +342,18 @@ def make_journal(scenario: Scenario = "deviated", seconds: int = 60, faults: int
         ]
         kill.status = "rolled_back" if rolled_ok else "rollback_failed"
         kill.error = None if rolled_ok else "matcher-1: SpawnError: matcher-1 exited with status 1"
+        # The second T0+inject holds the injection (at +0.01 s): the kill's impact starts in it, clamped to it.
         kill.recovery = RecoveryRecord(
-            degraded_at=T0 + inject,
+            degraded_at=kill.injected_at,
+            degraded_straddles=True,
             recovered_at=T0 + inject + 5.0,
-            rto_s=5.0,
-            impact_s=SPIKE_S,
+            recovered_in_window=True,
+            settled_at=kill.ended_at,
+            from_start_s=4.99,
+            impact_s=4.99,
+            after_end_s=0.0,
+            rto_s=4.99,
+            deviating_seconds=SPIKE_S,
             recovered=True,
             detail="steady state held for 3 s from +5.0s",
         )
@@ -370,7 +377,7 @@ def make_journal(scenario: Scenario = "deviated", seconds: int = 60, faults: int
             ObjectiveRecord(
                 name="rto",
                 target=20.0,
-                observed=5.0,
+                observed=4.99,
                 unit="s",
                 met=True,
                 fault_index=1,
@@ -418,6 +425,7 @@ def make_journal(scenario: Scenario = "deviated", seconds: int = 60, faults: int
         experiment_file="experiments/matcher-leader-kill.yaml",
         experiment_sha256="ab" * 32,
         experiment={"title": "Matching engine survives loss of its leader", "objectives": {"rto": 20.0}},
+        stack={"name": "reference", "profile": "basic", "trading": True},
         seed=7,
         started_at=T0,
         finished_at=T0 + stop + 0.3,

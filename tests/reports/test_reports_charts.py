@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from reports import charts
+from reports import charts, run_charts
 from reports.charts import Band, Series, Threshold, line_chart, state_strip
 from tests.reports.report_journals import fault_offset, make_journal
 
@@ -149,23 +149,23 @@ def test_time_ticks(span, step):
 
 def test_fault_bands_of_a_journal():
     journal = make_journal("passed")
-    (band,) = charts.fault_bands(journal)
+    (band,) = run_charts.fault_bands(journal)
     assert band.label == "#1 process.kill"
     assert band.start == pytest.approx(fault_offset(60) + 0.01)
     assert band.end == pytest.approx(fault_offset(60) + 10.8)
-    assert charts.fault_bands(make_journal("baseline_deviated")) == []
+    assert run_charts.fault_bands(make_journal("baseline_deviated")) == []
 
 
 def test_journal_charts_share_the_run_axis():
     journal = make_journal("passed")
     assert journal.finished_at is not None
-    assert charts.run_span(journal) == pytest.approx(journal.finished_at - journal.started_at)
+    assert run_charts.run_span(journal) == pytest.approx(journal.finished_at - journal.started_at)
     for svg in (
-        charts.latency_chart(journal),
-        charts.latency_chart(journal, "POST /orders"),
-        charts.throughput_chart(journal),
-        charts.error_rate_chart(journal),
-        charts.steady_chart(journal),
+        run_charts.latency_chart(journal),
+        run_charts.latency_chart(journal, "POST /orders"),
+        run_charts.throughput_chart(journal),
+        run_charts.error_rate_chart(journal),
+        run_charts.steady_chart(journal),
     ):
         assert '<g class="fault-band">' in svg
         assert ">1m</text>" in svg
@@ -173,20 +173,20 @@ def test_journal_charts_share_the_run_axis():
 
 def test_journal_chart_thresholds_come_from_the_hypothesis():
     journal = make_journal("passed")
-    assert "p99 max 150 ms" in charts.latency_chart(journal, "POST /orders")
-    assert "p99 max 1000 ms (during faults)" in charts.latency_chart(journal, "POST /orders")
-    assert "p99 max" not in charts.latency_chart(journal)  # that probe names a request
-    error_chart = charts.error_rate_chart(journal)
+    assert "p99 max 150 ms" in run_charts.latency_chart(journal, "POST /orders")
+    assert "p99 max 1000 ms (during faults)" in run_charts.latency_chart(journal, "POST /orders")
+    assert "p99 max" not in run_charts.latency_chart(journal)  # that probe names a request
+    error_chart = run_charts.error_rate_chart(journal)
     assert "error rate max 1 %" in error_chart and "error rate max 5 % (during faults)" in error_chart
 
 
 def test_error_spike_and_latency_gap_of_the_killed_leader():
     journal = make_journal("passed")
-    (errors,) = paths(charts.error_rate_chart(journal))
-    (p50, _, p99) = paths(charts.latency_chart(journal))
+    (errors,) = paths(run_charts.error_rate_chart(journal))
+    (p50, _, p99) = paths(run_charts.latency_chart(journal))
     assert errors.count("M") == 1  # failures are data: the error line is continuous
     assert p99.count("M") == 2  # the second where every request failed has no latency
-    throughput = charts.throughput_chart(journal)
+    throughput = run_charts.throughput_chart(journal)
     assert len(paths(throughput)) == 1
     assert p50
 
@@ -195,10 +195,10 @@ def test_journal_without_metrics_shows_placeholders():
     journal = make_journal("passed")
     journal.metrics, journal.steady = {}, []
     for svg in (
-        charts.latency_chart(journal),
-        charts.throughput_chart(journal),
-        charts.error_rate_chart(journal),
-        charts.steady_chart(journal),
+        run_charts.latency_chart(journal),
+        run_charts.throughput_chart(journal),
+        run_charts.error_rate_chart(journal),
+        run_charts.steady_chart(journal),
     ):
         assert "no data" in svg
 
@@ -206,5 +206,5 @@ def test_journal_without_metrics_shows_placeholders():
 def test_missing_second_counts_as_zero_throughput_and_leaves_an_error_rate_gap():
     journal = make_journal("passed")
     del journal.metrics["*"][10]
-    assert paths(charts.throughput_chart(journal))[0].count("M") == 1
-    assert paths(charts.error_rate_chart(journal))[0].count("M") == 2
+    assert paths(run_charts.throughput_chart(journal))[0].count("M") == 1
+    assert paths(run_charts.error_rate_chart(journal))[0].count("M") == 2

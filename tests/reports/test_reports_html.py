@@ -331,7 +331,12 @@ def test_violated_invariant_is_red_with_count_checked_and_collapsed_examples():
 def test_invariant_that_could_not_run_is_amber_with_its_error():
     journal = make_journal("passed")
     journal.integrity[3] = journal.integrity[3].model_copy(
-        update={"ok": False, "checked": 0, "error": "ConnectionError: redis at 127.0.0.1:6390 refused"}
+        update={
+            "ok": False,
+            "status": "not_checked",
+            "checked": 0,
+            "error": "ConnectionError: redis at 127.0.0.1:6390 refused",
+        }
     )
     parsed = integrity(render_html(journal))
     broken = parsed.invariants[3]
@@ -507,8 +512,13 @@ def test_rpo_objective_in_the_objectives_note_is_in_orders():
 def test_rpo_objective_that_could_not_be_measured_is_not_shown_as_zero_lost():
     journal = make_journal("passed")
     journal.rpo = []
-    journal.objectives[1] = journal.objectives[1].model_copy(update={"observed": None, "met": False})
+    why = "acknowledged_orders_persisted was not checked: could not run: the gateway did not answer"
+    journal.objectives[1] = journal.objectives[1].model_copy(
+        update={"observed": None, "met": False, "status": "not_checked", "why": why}
+    )
     html = render_html(journal)
-    assert '<span class="bad-text">Acknowledged orders lost: not measured — objective 0: missed</span>' in html
-    assert re.search(r'<div class="label">Orders lost</div>\s*<div class="value">not measured</div>', html)
+    assert f'<span class="warn-text">Acknowledged orders lost: not checked — {why}</span>' in html
+    assert re.search(
+        r'<div class="figure warn">\s*<div class="label">Orders lost</div>\s*<div class="value">not checked</div>', html
+    )
     assert "0 acknowledged orders lost" not in html

@@ -135,7 +135,9 @@ def test_skipped_injections_say_why():
 
 def test_missed_objective_fails():
     journal = make_journal("passed")
-    journal.objectives[0] = journal.objectives[0].model_copy(update={"observed": None, "met": False})
+    journal.objectives[0] = journal.objectives[0].model_copy(
+        update={"observed": None, "met": False, "status": "failed"}
+    )
     objective, rpo = cases(parse(journal), "objectives")
     assert rpo.find("failure") is None
     failure = objective.find("failure")
@@ -212,7 +214,14 @@ def test_measured_times_are_properties_of_the_fault_case():
     journal = make_journal("passed")
     journal.faults[0].measured = {"elected_after_s": 0.45}
     (case,) = [c for c in cases(parse(journal), "faults")]
-    assert {p.get("name"): p.get("value") for p in case.iter("property")} == {"elected_after_s": "0.45"}
+    assert {p.get("name"): p.get("value") for p in case.iter("property")} == {
+        "elected_after_s": "0.45",
+        "rto_s": "4.99",
+        "from_start_s": "4.99",
+        "impact_s": "4.99",
+        "after_end_s": "0",
+        "rto_from": "fault_start",
+    }
 
 
 def test_each_invariant_is_a_testcase_timed_by_its_check():
