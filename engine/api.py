@@ -15,23 +15,22 @@ from pathlib import Path
 
 from engine.console import ConsoleProgress
 from engine.durations import format_duration
-from engine.errors import ExitCode, GuardRefusedError, PendingFaultsError, PreflightError, StackError
+from engine.errors import ChaosError, ExitCode, GuardRefusedError, PendingFaultsError, PreflightError, StackError
 from engine.events import EventBus
 from engine.guards import GuardOptions, check_start
 from engine.journal import Journal, LoadRecord
 from engine.load import Distribution, LocustLoad
+from engine.locks import SystemLock, busy, identities
 from engine.plan import Plan, load_plan
 from engine.runner import Runner, RunSettings
 from engine.stack import (
     LiveStack,
     default_stack_dir,
-    drill_lock,
     open_stack,
-    resolve_stack_file,
     start_reference,
     stop_reference,
 )
-from engine.undo import Recovery, UndoLedger, recover
+from engine.undo import Recovery, UndoLedger, left_by_dead_runs, recover
 
 
 @dataclass(frozen=True)
@@ -45,15 +44,19 @@ class RunOptions:
     guards: GuardOptions = field(default_factory=GuardOptions)
 
 
-@dataclass(frozen=True)
+@dataclass
 class RunOutcome:
     journal: Journal
     run_dir: Path
     journal_path: Path
+    record_error: str | None = None  # the journal or a report could not be written (e.g. a full disk)
 
     @property
     def exit_code(self) -> int:
+        """The journal's code; a record that could not be written is exit 5, unless a rollback failed (3)."""
         assert self.journal.exit_code is not None
+        if self.record_error is not None and self.journal.exit_code != ExitCode.ROLLBACK_FAILED:
+            return ExitCode.RECORD_FAILED
         return self.journal.exit_code
 
 
@@ -144,8 +147,36 @@ def press_abort(runs_dir: Path) -> Path:
 
 
 def recover_pending(runs_dir: Path) -> list[Recovery]:
-    """`chaos.py recover`: undo and verify every fault the undo ledger still lists."""
+    """`chaos.py recover`: undo and verify every fault the undo ledger still lists (a live run's are left alone)."""
     return recover(UndoLedger.in_runs_dir(runs_dir))
+
+
+def _settle_ledger(ledger: UndoLedger, options: RunOptions) -> None:
+    """Refuse to start over faults a killed run left in place — or, with --recover, undo them first.
+
+    Faults of runs still alive are pending by design (their run rolls them back); they are not ours.
+    """
+    left = left_by_dead_runs(ledger)
+    if not left:
+        return
+    if not options.recover:
+        listed = "; ".join(p.label for p in left)
+        raise PendingFaultsError(
+            f"faults of an earlier, killed run were never verified undone ({listed}); nothing was started. "
+            f"Run `chaos.py recover --runs-dir {options.runs_dir}` (or `run --recover`) first."
+        )
+    done = recover(ledger)
+    failed = [r for r in done if r.undo.key in {u.key for u in left} and not r.ok and r.busy is None]
+    if failed:
+        raise PendingFaultsError(
+            "recovery failed, nothing was started: " + "; ".join(f"{r.undo.label}: {_why(r)}" for r in failed)
+        )
+
+
+def _remove_if_empty(directory: Path) -> None:
+    """A refused run leaves no run directory behind (only one that holds something is kept)."""
+    with contextlib.suppress(OSError):
+        directory.rmdir()
 
 
 def run_experiment(path: Path, options: RunOptions, bus: EventBus | None = None) -> RunOutcome:
@@ -153,41 +184,37 @@ def run_experiment(path: Path, options: RunOptions, bus: EventBus | None = None)
     everything after the load starts ends up in the journal's verdict instead."""
     plan = load_plan(path)
     ledger = UndoLedger.in_runs_dir(options.runs_dir)
-    if ledger.pending():
-        if not options.recover:
-            listed = "; ".join(p.label for p in ledger.pending())
-            raise PendingFaultsError(
-                f"faults of an earlier run were never verified undone ({listed}); nothing was started. "
-                f"Run `chaos.py recover --runs-dir {options.runs_dir}` (or `run --recover`) first."
-            )
-        failed = [r for r in recover(ledger) if not r.ok]
-        if failed:
-            raise PendingFaultsError(
-                "recovery failed, nothing was started: " + "; ".join(f"{r.undo.label}: {_why(r)}" for r in failed)
-            )
+    _settle_ledger(ledger, options)
     bus = bus or EventBus()
     bus.subscribe(ConsoleProgress(quiet=options.quiet))
     run_id = new_run_id(plan.experiment.title)
     run_dir = (options.runs_dir / run_id).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     seed = options.seed if options.seed is not None else secrets.randbits(32)
-    with (
-        _reference_stack(plan, options, run_dir) as stack_dir,
-        drill_lock(resolve_stack_file(plan.experiment.stack, plan.base_dir, stack_dir), run_id),
-    ):
-        stack = open_stack(plan.experiment.stack, plan.base_dir, stack_dir)
-        guards = check_start(stack.description, options.guards)
-        load = _locust_load(plan, stack, run_dir)
-        settings = RunSettings(
-            run_id=run_id,
-            run_dir=run_dir,
-            seed=seed,
-            undo_ledger=ledger.path,
-            abort_file=abort_file(options.runs_dir),
-            guards=tuple(guards),
-        )
-        journal = Runner(plan, stack, load, settings, bus).execute()
-    return RunOutcome(journal, run_dir, run_dir / "journal.json")
+    try:
+        with _reference_stack(plan, options, run_dir) as stack_dir:
+            stack = open_stack(plan.experiment.stack, plan.base_dir, stack_dir)
+            where = stack.path or (stack.overlay.stack_file if stack.overlay else stack_dir)
+            lock = SystemLock(identities(stack.description), f"run {run_id} (pid {os.getpid()}, stack {where})")
+            with lock:
+                guards = check_start(stack.description, options.guards)
+                load = _locust_load(plan, stack, run_dir)
+                settings = RunSettings(
+                    run_id=run_id,
+                    run_dir=run_dir,
+                    seed=seed,
+                    undo_ledger=ledger.path,
+                    abort_file=abort_file(options.runs_dir),
+                    guards=tuple(guards),
+                    lock_keys=tuple(lock.keys),
+                    guard_options=options.guards,
+                )
+                runner = Runner(plan, stack, load, settings, bus)
+                journal = runner.execute()
+    except ChaosError:
+        _remove_if_empty(run_dir)
+        raise
+    return RunOutcome(journal, run_dir, run_dir / "journal.json", record_error=runner.writer.failure)
 
 
 def dry_run(path: Path, options: RunOptions) -> tuple[int, list[str]]:
@@ -199,9 +226,11 @@ def dry_run(path: Path, options: RunOptions) -> tuple[int, list[str]]:
         lines.append("stack: a fresh reference stack would be started for the run; targets are resolved then")
         return ExitCode.PASSED, lines
     stack = open_stack(plan.experiment.stack, plan.base_dir, options.stack_dir or default_stack_dir())
-    pending = UndoLedger.in_runs_dir(options.runs_dir).pending()
+    pending = left_by_dead_runs(UndoLedger.in_runs_dir(options.runs_dir))
     if pending:
         lines.append(f"undo ledger: {len(pending)} pending fault(s): the run would refuse to start without --recover")
+    if (holder := busy(identities(stack.description))) is not None:
+        lines.append(f"lock: {holder}")
     try:
         for guard in check_start(stack.description, options.guards):
             state = "overridden by " + f"{guard.by} ({guard.reason})" if guard.overridden else "ok"

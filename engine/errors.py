@@ -17,6 +17,7 @@ class ExitCode:
     INVALID_INPUT = 2
     ROLLBACK_FAILED = 3
     CANNOT_RUN = 4
+    RECORD_FAILED = 5
     INTERRUPTED = 130
 
     TABLE: tuple[tuple[int, str], ...] = (
@@ -36,6 +37,11 @@ class ExitCode:
             CANNOT_RUN,
             "could not run: preflight failed (stack or load generator unavailable) or a safety guard refused "
             "(production stack, market hours, blast radius); nothing injected",
+        ),
+        (
+            RECORD_FAILED,
+            "the run's record could not be written (journal or reports; e.g. a full disk): the run was stopped "
+            "and every fault rolled back and verified; what is known is on stderr",
         ),
         (INTERRUPTED, "interrupted (Ctrl-C, SIGTERM, SIGHUP): faults were rolled back"),
     )
@@ -101,6 +107,12 @@ class GuardRefusedError(ChaosError):
 
 class LoadError(ChaosError):
     """The load generator failed to start or died."""
+
+    exit_code = ExitCode.CANNOT_RUN
+
+
+class LedgerWriteError(ChaosError):
+    """The undo ledger could not be written before an injection: the fault is not injected, the run aborts."""
 
     exit_code = ExitCode.CANNOT_RUN
 

@@ -10,6 +10,7 @@ merges the workers' per-second histograms exactly (docs/distributed-load.md).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import ipaddress
 import json
@@ -158,6 +159,18 @@ def local_address(bind: str) -> str:
     return "127.0.0.1" if ipaddress.IPv4Address(bind).is_unspecified else bind
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask the kernel for SIGTERM when the runner dies (Linux; elsewhere a no-op)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _free_port(host: str) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -238,8 +251,6 @@ class LocustLoad:
             f"{rec.spawn_rate:g}",
             "--run-time",
             f"{math.ceil(rec.duration_s)}s",
-            "--host",
-            rec.host or "",
             "--stop-timeout",
             str(STOP_TIMEOUT_S),
             "--only-summary",
@@ -297,6 +308,7 @@ class LocustLoad:
                 env=env,
                 cwd=self.locustfile.parent,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,  # a SIGKILLed runner must not leave its load running
             )
 
     def worker_log(self, index: int) -> Path:
@@ -306,6 +318,9 @@ class LocustLoad:
     def start(self) -> None:
         # Every process that places orders appends its acknowledgements under ledger/ (docs/contracts.md §4).
         env = {**os.environ, "CHAOS_METRICS_FILE": str(self.metrics_file), "CHAOS_LEDGER_DIR": str(self.ledger_dir)}
+        # The target goes in the environment, not on the command line: a URL may carry credentials, and
+        # every local user can read a command line in `ps` (a process's environment only its owner can).
+        env["LOCUST_HOST"] = self.record.host or ""
         self.metrics_file.parent.mkdir(parents=True, exist_ok=True)
         self._proc = self._spawn(self.command(), self.log_file, env)
         if not self.distribution.distributed:

@@ -17,8 +17,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from engine.errors import InvalidInputError, Problem
+from engine.files import LIMITS, InputFileError, read_bytes
 
-MAX_FILE_BYTES = 1_000_000
+MAX_FILE_BYTES = LIMITS["experiment"]  # experiments and drills; stack descriptions: LIMITS["stack"]
 # Aliases let a tiny file expand into millions of values ("billion laughs"); experiments are small.
 MAX_VALUES = 50_000
 
@@ -129,29 +130,13 @@ class _Builder:
         return self.loader.construct_object(node, deep=True)
 
 
-def read_text(path: Path) -> str:
-    """Read an input file as UTF-8, refusing unreadable, huge or non-UTF-8 files with file:line."""
+def read_text(path: Path, limit: int = MAX_FILE_BYTES) -> str:
+    """Read an input file as UTF-8, refusing non-regular (FIFO, device), unreadable, huge or non-UTF-8 files."""
     name = str(path)
     try:
-        if path.is_dir():
-            raise InvalidInputError([Problem(name, None, None, "is a directory, expected a YAML file")])
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise InvalidInputError(
-                [Problem(name, None, None, f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}")]
-            )
-        with path.open("rb") as handle:  # read at most the limit: st_size is 0 for pipes and /dev/zero
-            raw = handle.read(MAX_FILE_BYTES + 1)
-        if len(raw) > MAX_FILE_BYTES:
-            raise InvalidInputError(
-                [Problem(name, None, None, f"more than {MAX_FILE_BYTES:,} bytes; the limit is {MAX_FILE_BYTES:,}")]
-            )
-    except FileNotFoundError:
-        raise InvalidInputError([Problem(name, None, None, "no such file")]) from None
-    except PermissionError:
-        raise InvalidInputError([Problem(name, None, None, "permission denied: cannot read the file")]) from None
-    except OSError as exc:
-        raise InvalidInputError([Problem(name, None, None, f"cannot read: {exc.strerror or exc}")]) from None
+        raw = read_bytes(path, limit, "a YAML file")
+    except InputFileError as exc:
+        raise InvalidInputError([Problem(name, None, None, exc.reason)]) from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -225,8 +210,9 @@ def _deepest(text: str, limit: int = 100) -> tuple[int | None, int | None]:
     return None, None
 
 
-def load_document(path: Path) -> LoadedDocument:
-    text = read_text(path)
+def load_document(path: Path, limit: int = MAX_FILE_BYTES) -> LoadedDocument:
+    """Read and parse one YAML file of at most `limit` bytes (problems located as file:line:col)."""
+    text = read_text(path, limit)
     data, locator, problems = parse_yaml(text, str(path))
     return LoadedDocument(path, text, hashlib.sha256(text.encode()).hexdigest(), data, locator, problems)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import SkipRollback
+from engine.errors import LedgerWriteError, SkipRollback
 from engine.events import EventBus, FaultRolledBack, Noted
 from engine.journal import FaultRecord
 from engine.stack import LiveStack
@@ -51,9 +51,11 @@ class Rollbacks:
         now: Callable[[], float] = time.time,
         ledger: UndoLedger | None = None,
         stack: LiveStack | None = None,
+        lock_keys: tuple[str, ...] = (),
     ) -> None:
         self._ctx = ctx
         self._ledger = ledger
+        self._lock_keys = lock_keys
         self._stack = stack
         self._now = now
         self._bus = bus
@@ -62,10 +64,18 @@ class Rollbacks:
 
     def register(self, record: FaultRecord, injector: Injector[Any], plan: FaultPlan) -> None:
         """Call before injecting: from here on the fault will be undone whatever happens — by this process,
-        or, if it dies first, by `chaos.py recover` from the undo ledger (on disk before this returns)."""
+        or, if it dies first, by `chaos.py recover` from the undo ledger (on disk before this returns).
+
+        Raises LedgerWriteError when the ledger cannot be written: then the fault must not be injected.
+        """
         key = None
         if self._ledger is not None and self._stack is not None:
-            key = self._ledger.pending_write(self._ctx.run_id, record, plan, self._stack)
+            try:
+                key = self._ledger.pending_write(self._ctx.run_id, record, plan, self._stack, self._lock_keys)
+            except OSError as exc:
+                raise LedgerWriteError(
+                    f"cannot write the undo ledger {self._ledger.path}: {exc.strerror or exc}"
+                ) from exc
         self._pending.append(Pending(record, injector, plan, key))
 
     def pending(self) -> list[FaultRecord]:
@@ -113,7 +123,10 @@ class Rollbacks:
                 t=self._now(),
             )
         )
-        self._changed()
+        try:
+            self._changed()
+        except Exception:
+            log.exception("saving the journal after a skipped rollback failed")
 
     def _undo(self, item: Pending) -> bool:
         record = item.record
@@ -133,11 +146,28 @@ class Rollbacks:
         record.ended_at = self._now()
         record.status = "rolled_back" if rolled_ok and verified else "rollback_failed"
         if rolled_ok and verified and item.ledger_key is not None and self._ledger is not None:
-            self._ledger.done(item.ledger_key)  # a failed one stays pending for `chaos.py recover`
+            self._cross_out(item)  # a failed one stays pending for `chaos.py recover`
         if error:
             record.error = error if record.error is None else f"{record.error}; {error}"
         self._bus.emit(
             FaultRolledBack(index=record.index, kind=record.kind, ok=rolled_ok, verified=verified, error=error)
         )
-        self._changed()
+        try:
+            self._changed()
+        except Exception:  # recording the rollback must never stop the next one (the writer keeps the failure)
+            log.exception("saving the journal after the rollback of fault #%s failed", record.index)
         return rolled_ok and verified
+
+    def _cross_out(self, item: Pending) -> None:
+        """Mark the fault done in the ledger; if that write fails, it stays pending: `recover` verifies it again."""
+        assert self._ledger is not None and item.ledger_key is not None
+        try:
+            self._ledger.done(item.ledger_key)
+        except OSError as exc:
+            self._bus.emit(
+                Noted(
+                    text=f"fault #{item.record.index} is rolled back and verified, but the undo ledger could not be "
+                    f"updated ({exc.strerror or exc}): it stays listed until `chaos.py recover` verifies it again",
+                    t=self._now(),
+                )
+            )

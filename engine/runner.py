@@ -8,15 +8,16 @@ exception, SIGINT/SIGTERM/SIGHUP — every registered fault is rolled back befor
 
 from __future__ import annotations
 
+import datetime
 import math
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine import analysis, integrity
 from engine.context import Clock, EngineContext, SystemClock
-from engine.errors import Aborted, ChaosError, Interrupted, LoadError, PreflightError
+from engine.errors import Aborted, ChaosError, Interrupted, LedgerWriteError, LoadError, PreflightError
 from engine.events import (
     Event,
     EventBus,
@@ -29,6 +30,7 @@ from engine.events import (
     RunFinished,
     RunStarted,
 )
+from engine.guards import GuardOptions, market_open
 from engine.journal import (
     ErrorRecord,
     EventRecord,
@@ -38,7 +40,6 @@ from engine.journal import (
     PhaseName,
     PhaseRecord,
     PhaseStatus,
-    save_journal,
 )
 from engine.load import LoadDriver
 from engine.metrics import MetricStore
@@ -49,6 +50,7 @@ from engine.rollback import Rollbacks
 from engine.signals import SignalGuard
 from engine.stack import LiveStack
 from engine.undo import UndoLedger
+from engine.writer import JournalWriter, space_problem
 from injectors.base import FaultPlan
 from injectors.errors import InjectorError
 
@@ -65,6 +67,8 @@ class RunSettings:
     undo_ledger: Path | None = None  # where each fault is written down before it is injected
     abort_file: Path | None = None  # `chaos.py abort` creates it: the big red button
     guards: tuple[GuardRecord, ...] = ()  # judged before the run (engine.guards), journaled as they were
+    lock_keys: tuple[str, ...] = ()  # the system identities this run holds locked (engine.locks)
+    guard_options: GuardOptions = field(default_factory=GuardOptions)  # overrides given; the calendar is re-checked
 
 
 class Runner:
@@ -85,9 +89,12 @@ class Runner:
         self.bus = bus or EventBus()
         self.clock = clock or SystemClock()
         self.journal_path = settings.run_dir / "journal.json"
+        self.writer = JournalWriter(self.journal_path)
         self.ctx = EngineContext(settings.run_id, stack, settings.seed, self.bus)
         ledger = UndoLedger(settings.undo_ledger) if settings.undo_ledger is not None else None
-        self.rollbacks = Rollbacks(self.ctx, self.bus, self.save, self.clock.time, ledger=ledger, stack=stack)
+        self.rollbacks = Rollbacks(
+            self.ctx, self.bus, self.save, self.clock.time, ledger=ledger, stack=stack, lock_keys=settings.lock_keys
+        )
         self.store = MetricStore()
         self.samplers: dict[str, HttpSampler] = {}
         self.guard = SignalGuard(self._signal_ignored)
@@ -144,7 +151,22 @@ class Runner:
 
     # -- journal -----------------------------------------------------------------------------
     def save(self) -> None:
-        save_journal(self.journal, self.journal_path)
+        """Write the journal; never raises (a failure is kept by the writer and aborts the run at the next tick)."""
+        self.writer.save(self.journal)
+
+    def _check_record(self) -> None:
+        """Drilling on without a record is drilling blind: a journal that cannot be written aborts the run."""
+        self.writer.watch_space(self.clock.monotonic())
+        if self.writer.failure is not None:
+            self.journal.errors.append(
+                ErrorRecord(
+                    t=self.clock.time(),
+                    phase=self._current_phase(),
+                    type="JournalWriteError",
+                    message=self.writer.failure,
+                )
+            )
+            raise Aborted(f"the journal could not be written ({self.writer.failure})")
 
     def _record_event(self, event: Event) -> None:
         self.journal.events.append(EventRecord(t=event.t, type=event.type, message=event.message(), data=event.data()))
@@ -188,6 +210,7 @@ class Runner:
             )
         )
         self.guard.install()
+        self.writer.set_aside()
         try:
             try:
                 self._phase("preflight")
@@ -212,6 +235,8 @@ class Runner:
             self._finish()
         finally:
             self.guard.uninstall()
+            self.writer.close()
+            self.save()  # the last word, with the room the reserve gave back
         return self.journal
 
     def preflight(self) -> list[FaultPlan]:
@@ -239,6 +264,8 @@ class Runner:
         )
         if (problem := self.load.check_target()) is not None:
             problems.append(problem)
+        if (short := space_problem(self.settings.run_dir)) is not None:
+            problems.append(short)
         for probe in self.experiment.steady_state:
             if isinstance(probe, HttpProbe):
                 try:
@@ -294,6 +321,8 @@ class Runner:
         while True:
             self._ingest()
             self._check_abort()
+            self._check_record()
+            self._check_calendar()
             now = self._elapsed()
             while nxt < len(actions) and actions[nxt][0] <= now:
                 _, _, what, fault = actions[nxt]
@@ -339,6 +368,28 @@ class Runner:
                     raise Aborted(f"abort condition '{condition.label}' held for {self._abort_streaks[i]}s")
         self._abort_checked = last
 
+    def _check_calendar(self, before: str = "") -> None:
+        """A trading session opening during the run ends it: no fault may start, or stay, inside one.
+
+        Judged on the run's clock before every injection and every tick, unless the operator overrode the
+        calendar for this run (journaled at the start).
+        """
+        hours = self.stack.description.market_hours
+        if hours is None or self.settings.guard_options.market_hours is not None:
+            return
+        now = datetime.datetime.fromtimestamp(self.clock.time(), datetime.UTC)
+        why = market_open(hours, now)
+        if before and why is None:
+            self.journal.guards.append(
+                GuardRecord(
+                    name="market_hours", ok=True, detail=f"{before}: outside trading hours at {now:%H:%M:%S} UTC"
+                )
+            )
+        if why is not None:
+            where = before or "during the run"
+            self.journal.guards.append(GuardRecord(name="market_hours", ok=False, detail=f"{where}: {why}"))
+            raise Aborted(f"{why}; a trading session opened during the run, so every fault is rolled back")
+
     def _judge_baseline(self) -> bool:
         assert self.t0 is not None
         # The Locust side writes a second once it is over: wait (briefly) for the last one before now.
@@ -369,6 +420,7 @@ class Runner:
         assert self.t0 is not None
         record = self.journal.faults[fault.index - 1]
         record.scheduled_at = self.t0 + fault.start_s
+        self._check_calendar(before=f"before fault #{fault.index}")
         injector = fault.injector(fault.spec)
         try:
             plan = self._fault_plan(fault, injector.resolve(fault.step.target, fault.step.select, self.ctx))
@@ -401,7 +453,17 @@ class Runner:
             )
             return
         record.plan = plan
-        self.rollbacks.register(record, injector, plan)  # before injecting: undone whatever happens next
+        if self.writer.failure is not None:  # only inject what can be on record
+            record.status, record.error = (
+                "failed",
+                f"not injected: the journal could not be written ({self.writer.failure})",
+            )
+            raise Aborted(f"fault #{fault.index} was not injected: the journal could not be written")
+        try:
+            self.rollbacks.register(record, injector, plan)  # before injecting: undone whatever happens next
+        except LedgerWriteError as exc:
+            record.status, record.error = "failed", f"not injected: {exc}"
+            raise Aborted(f"fault #{fault.index} was not injected: {exc}") from exc
         record.injected_at = self.clock.time()
         record.inject = injector.inject(plan, self.ctx)
         ok = all(r.ok for r in record.inject)
@@ -446,7 +508,8 @@ class Runner:
         for sampler in self.samplers.values():
             sampler.stop()
         try:
-            if not self.load.wait_finished(0 if self._interrupted or self.journal.errors else 15.0):
+            stop_now = self._interrupted or self._aborted or self.journal.errors
+            if not self.load.wait_finished(0 if stop_now else 15.0):
                 self.load.stop()
         except Exception as exc:  # stopping the load must never hide the rollback result
             self._error("rollback", exc)
@@ -490,8 +553,7 @@ class Runner:
         except Exception as exc:  # a broken check must not hide the verdict of the rest of the run
             self._error("integrity", exc)
             ok = False
-        lost = sum(r.lost for r in self.journal.rpo)
-        self._end_phase("integrity", "ok" if ok else "deviated", f"{lost} acknowledged order(s) lost")
+        self._end_phase("integrity", "ok" if ok else "deviated", integrity.phase_detail(self.journal))
         self.save()
 
     def _current_phase(self) -> str:

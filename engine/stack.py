@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import fcntl
 import hashlib
 import json
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from engine.errors import StackError
+from engine.files import LIMITS
 from engine.journal import write_atomic
 from engine.loader import load_document, validate_model
 from engine.model import StackRef
@@ -115,6 +114,7 @@ class LiveStack:
             "name": desc.name,
             "profile": desc.profile,
             "production": desc.production,
+            "trading": desc.trading,  # reports word themselves by it (engine.wording)
             "file": str(self.path) if self.path else None,
             "endpoints": desc.endpoints,
             "targets": {name: _instances_summary(group) for name, group in desc.targets.items()},
@@ -157,30 +157,41 @@ class LiveOverlay:
         return instances if isinstance(instances, dict) else {}
 
     def apply(self, description: StackDescription) -> StackDescription:
-        """The description with every recorded instance in place of the file's one of the same name."""
+        """The description with the recorded PID (and start time) of every instance the file names."""
         recorded = self._instances()
         targets = dict(description.targets)
         for name, by_instance in recorded.items():
             group = targets.get(name)
             if not isinstance(group, ProcessTarget) or not isinstance(by_instance, dict):
                 continue
-            instances = [
-                ProcessInstance.model_validate(by_instance[i.name]) if i.name in by_instance else i
-                for i in group.instances
-            ]
+            instances = [_with_live(i, by_instance.get(i.name)) for i in group.instances]
             targets[name] = group.model_copy(update={"instances": instances})
         return description.model_copy(update={"targets": targets})
 
     def record(self, target: str, instance: ProcessInstance) -> None:
+        """Keep what a run changed — the PID and its start time — and nothing else: no argv, env or URLs,
+        so no secret of the stack file is copied here (and the file is the owner's alone)."""
         recorded = self._instances()
-        recorded.setdefault(target, {})[instance.name] = instance.model_dump(mode="json")
+        recorded.setdefault(target, {})[instance.name] = {"pid": instance.pid, "start_time": instance.start_time}
         document = {"stack_sha256": self.stack_sha256, "instances": recorded}
         write_atomic(self.path, json.dumps(document, indent=1) + "\n")
+        with contextlib.suppress(OSError):
+            os.chmod(self.path, 0o600)
+
+
+def _with_live(instance: ProcessInstance, live: object) -> ProcessInstance:
+    """`instance` with the live PID and start time recorded for it, if any (older overlays held whole instances)."""
+    if not isinstance(live, dict) or not {"pid", "start_time"} <= set(live):
+        return instance
+    pid, start = live["pid"], live["start_time"]
+    if not (pid is None or isinstance(pid, int)) or not (start is None or isinstance(start, int)):
+        return instance
+    return instance.model_copy(update={"pid": pid, "start_time": start})
 
 
 def read_description(path: Path) -> StackDescription:
     """Read a stack description (JSON or YAML); problems come back with file:line."""
-    doc = load_document(path)  # YAML is a superset of JSON: one loader, located errors for both
+    doc = load_document(path, LIMITS["stack"])  # YAML is a superset of JSON: one loader, located errors for both
     return validate_model(StackDescription, doc)
 
 
@@ -209,33 +220,6 @@ def open_stack(ref: StackRef, experiment_dir: Path, stack_dir: Path) -> LiveStac
     # A user's hand-written file is never rewritten: restarted instances go to <file>.live.json beside it.
     overlay = LiveOverlay(path)
     return LiveStack(overlay.apply(description), None, overlay)
-
-
-@contextlib.contextmanager
-def drill_lock(stack_file: Path, run_id: str) -> Iterator[None]:
-    """Hold `<stack file>.lock` for a run: two runs never drill the same stack at once.
-
-    An advisory lock (flock) held by the open file: it is released when the run ends or its process
-    dies, so a killed runner never leaves the stack locked (its faults are in the undo ledger).
-    """
-    lock_path = stack_file.with_name(stack_file.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another run"
-            raise StackError(f"{holder} is drilling this stack ({stack_file}); one drill per stack at a time") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"run {run_id} (pid {os.getpid()})\n")
-        handle.flush()
-        try:
-            yield
-        finally:
-            handle.seek(0)
-            handle.truncate()
 
 
 def _tradingstack(args: list[str], log: Path | None, timeout_s: float) -> subprocess.CompletedProcess[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,9 @@ from typing import Any
 from engine.context import EngineContext
 from engine.events import EventBus
 from engine.journal import FaultRecord
-from engine.stack import LiveOverlay, LiveStack
+from engine.locks import SystemBusyError, SystemLock, busy, identities
+from engine.redact import MASK, redact
+from engine.stack import LiveOverlay, LiveStack, read_description
 from injectors.base import FaultPlan, Injector, TargetResult
 from injectors.registry import get_injector
 from injectors.targets import StackDescription
@@ -41,6 +44,7 @@ class PendingUndo:
     stack_path: str | None
     at: float
     user_stack_file: str | None = None
+    lock_keys: tuple[str, ...] = ()  # the identities the run held (engine.locks): busy while it lives
 
     @property
     def label(self) -> str:
@@ -70,7 +74,11 @@ class UndoLedger:
         finally:
             os.close(fd)
 
-    def pending_write(self, run_id: str, record: FaultRecord, plan: FaultPlan, stack: LiveStack) -> str:
+    def pending_write(
+        self, run_id: str, record: FaultRecord, plan: FaultPlan, stack: LiveStack, lock_keys: Sequence[str] = ()
+    ) -> str:
+        """Write a fault down before it is injected. Secrets are masked: the ledger keeps where the stack
+        description lives (its file), and `recover` reads the values from there, never from here."""
         key = f"{run_id}#{record.index}"
         self._append(
             {
@@ -79,11 +87,12 @@ class UndoLedger:
                 "run_id": run_id,
                 "index": record.index,
                 "kind": record.kind,
-                "params": record.params,
-                "plan": plan.model_dump(mode="json"),
-                "stack": stack.description.model_dump(mode="json"),
+                "params": redact(record.params),
+                "plan": redact(plan.model_dump(mode="json")),
+                "stack": redact(stack.description.model_dump(mode="json")),
                 "stack_path": str(stack.path) if stack.path is not None else None,
                 "user_stack_file": str(stack.overlay.stack_file) if stack.overlay is not None else None,
+                "lock_keys": list(lock_keys),
                 "at": time.time(),
             }
         )
@@ -118,6 +127,7 @@ class UndoLedger:
                 stack_path=e.get("stack_path"),
                 user_stack_file=e.get("user_stack_file"),
                 at=float(e["at"]),
+                lock_keys=tuple(e.get("lock_keys") or ()),
             )
             for e in open_entries.values()
         ]
@@ -129,40 +139,76 @@ class Recovery:
     rollback: list[TargetResult]
     verify: list[TargetResult]
     error: str | None = None
+    busy: str | None = None  # a live run holds this fault's system: it was left to that run
 
     @property
     def ok(self) -> bool:
-        return self.error is None and all(r.ok for r in self.rollback) and all(r.ok for r in self.verify)
+        return (
+            self.busy is None
+            and self.error is None
+            and all(r.ok for r in self.rollback)
+            and all(r.ok for r in self.verify)
+        )
 
 
 def _live_stack(undo: PendingUndo) -> LiveStack:
-    # The reference stack's state file is kept current (restarted PIDs); a user's file is never rewritten,
-    # so the description as it was at injection is what the rollback works from, and what it restarts is
-    # recorded in the file's live overlay for the next runs.
+    """The stack as it is now, never as the ledger saw it: a restart must not start a second copy.
+
+    The reference stack's state file and a user's stack file (with its live overlay of restarted PIDs)
+    are read again; the ledger's copy — secrets masked — is only the fallback when the file is gone,
+    and then a restart that needs a masked value is refused rather than started with '***'.
+    """
     path = Path(undo.stack_path) if undo.stack_path else None
     if path is not None and path.exists():
         return LiveStack(StackDescription.model_validate_json(path.read_text()), path)
     user_file = Path(undo.user_stack_file) if undo.user_stack_file else None
-    overlay = LiveOverlay(user_file) if user_file is not None and user_file.is_file() else None
-    return LiveStack(undo.stack, None, overlay)
+    if user_file is not None and user_file.is_file():
+        overlay = LiveOverlay(user_file)
+        return LiveStack(overlay.apply(read_description(user_file)), None, overlay)
+    if MASK in json.dumps(undo.stack.model_dump(mode="json")):
+        raise RuntimeError(
+            f"the stack file {undo.user_stack_file or undo.stack_path} is gone and the undo ledger keeps no "
+            "secrets: restore the file, then run `chaos.py recover` again"
+        )
+    return LiveStack(undo.stack, None)
+
+
+def _keys(undo: PendingUndo) -> tuple[str, ...]:
+    return undo.lock_keys or tuple(identities(undo.stack))
+
+
+def left_by_dead_runs(ledger: UndoLedger) -> list[PendingUndo]:
+    """Pending faults whose run is gone (their system is not locked): those are `recover`'s to undo.
+
+    A live run's own faults are pending too, by design, until it rolls them back; they are never touched.
+    """
+    return [undo for undo in ledger.pending() if busy(_keys(undo)) is None]
 
 
 def recover(ledger: UndoLedger) -> list[Recovery]:
-    """Undo and verify every pending fault, newest first; cross out each one that is verified gone."""
+    """Undo and verify every pending fault, newest first; cross out each one that is verified gone.
+
+    Each fault is undone holding its system's lock, so a live run's fault is never ended by `recover`:
+    such a fault is reported `busy` and left alone.
+    """
     results = []
     for undo in reversed(ledger.pending()):
         rollback: list[TargetResult] = []
         verify: list[TargetResult] = []
         try:
-            kind = get_injector(undo.kind)
-            injector: Injector[Any] = kind(kind.parse_params(undo.params))
-            ctx = EngineContext(undo.run_id, _live_stack(undo), seed=undo.plan.seed or 0, bus=EventBus())
-            rollback = injector.rollback(undo.plan, ctx)
-            verify = injector.verify_gone(undo.plan, ctx)
-            outcome = Recovery(undo, rollback, verify)
-        except Exception as exc:  # one fault's broken undo must not stop the others
-            outcome = Recovery(undo, rollback, verify, error=f"{type(exc).__name__}: {exc}")
-        if outcome.ok:
-            ledger.done(undo.key)
+            with SystemLock(_keys(undo), f"chaos.py recover (pid {os.getpid()})"):
+                try:
+                    kind = get_injector(undo.kind)
+                    injector: Injector[Any] = kind(kind.parse_params(undo.params))
+                    ctx = EngineContext(undo.run_id, _live_stack(undo), seed=undo.plan.seed or 0, bus=EventBus())
+                    rollback = injector.rollback(undo.plan, ctx)
+                    verify = injector.verify_gone(undo.plan, ctx)
+                    outcome = Recovery(undo, rollback, verify)
+                except Exception as exc:  # one fault's broken undo must not stop the others
+                    outcome = Recovery(undo, rollback, verify, error=f"{type(exc).__name__}: {exc}")
+                if outcome.ok:
+                    ledger.done(undo.key)
+        except SystemBusyError as exc:
+            outcome = Recovery(undo, [], [], busy=str(exc))
         results.append(outcome)
     return results

@@ -6,12 +6,26 @@ Health checks, role lookups and the Toxiproxy API talk to the drilled services t
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def split_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """`https://user:pw@host/x` → (`https://host/x`, {"Authorization": "Basic ..."}); a URL without
+    credentials comes back as it is. Credentials travel as a header, never as part of the URL."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, {}
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}".encode()).decode()
+    return urllib.parse.urlunsplit(parts._replace(netloc=hostport)), {"Authorization": f"Basic {token}"}
 
 
 def request(method: str, url: str, timeout_s: float, body: Any = None) -> tuple[int, bytes]:
@@ -22,7 +36,9 @@ def request(method: str, url: str, timeout_s: float, body: Any = None) -> tuple[
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"not an http(s) URL: {url!r}")
     data = None if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"} if data is not None else {}
+    url, headers = split_credentials(url)
+    if data is not None:
+        headers["Content-Type"] = "application/json"
     req = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 - scheme checked
     try:
         with _DIRECT.open(req, timeout=timeout_s) as resp:

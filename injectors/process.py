@@ -28,7 +28,7 @@ from pydantic import Field
 from injectors import http
 from injectors.base import FaultPlan, FaultSpec, Injector, RunContext, SpecT, TargetRef, TargetResult
 from injectors.errors import FaultStillPresentError, InjectionError, RollbackError, TargetNotFoundError
-from injectors.health import problem, wait_healthy
+from injectors.health import problem, role_at, role_problem, wait_healthy, wait_stable
 from injectors.registry import register
 from injectors.selection import Selection, select
 from injectors.targets import ProcessInstance, ProcessTarget, SshHost
@@ -121,6 +121,31 @@ class ProcessHost(Protocol):
         """Collect the PID's exit status if it is a child of ours."""
         ...
 
+    def pids_running(self, argv: list[str]) -> list[int]:
+        """PIDs of live processes whose command line is exactly `argv`."""
+        ...
+
+
+def _local_pids_running(argv: list[str]) -> list[int]:
+    wanted = "\0".join(argv).encode() + b"\0"
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if Path(entry.path, "cmdline").read_bytes() == wanted and _alive(_stat(int(entry.name))) is not None:
+                    found.append(int(entry.name))
+            except OSError:
+                continue  # gone while we looked
+    return sorted(found)
+
+
+# Prints "PID<TAB>argv joined by 0x1f" for every process; argv bytes never pass through a shell word.
+_LIST_SCRIPT = r"""for d in /proc/[0-9]*; do
+  c=$(tr '\000' '\037' <"$d/cmdline" 2>/dev/null) || continue
+  [ -n "$c" ] && printf '%s\t%s\n' "${d#/proc/}" "$c"
+done
+"""
+
 
 class LocalHost:
     """This host: /proc and os.kill."""
@@ -139,6 +164,9 @@ class LocalHost:
 
     def reap(self, pid: int) -> None:
         reap(pid)
+
+    def pids_running(self, argv: list[str]) -> list[int]:
+        return _local_pids_running(argv)
 
 
 class RemoteHost:
@@ -172,6 +200,18 @@ class RemoteHost:
 
     def reap(self, pid: int) -> None:
         """Nothing to do: the remote shell that started the process has exited, so init reaps it."""
+
+    def pids_running(self, argv: list[str]) -> list[int]:
+        code, out, err = self.session.run(["sh", "-s"], stdin=_LIST_SCRIPT)
+        if code != 0:
+            raise OSError(f"listing the processes on {self.label} failed: {err.strip() or f'exit code {code}'}")
+        wanted = "\x1f".join(argv) + "\x1f"
+        found = []
+        for line in out.splitlines():
+            pid, _, cmdline = line.partition("\t")
+            if pid.isdigit() and cmdline == wanted and _alive(self.stat(int(pid))) is not None:
+                found.append(int(pid))
+        return sorted(found)
 
 
 def restart_script(instance: ProcessInstance) -> str:
@@ -325,6 +365,8 @@ def _ensure_running(
         if instance.health is not None and problem(instance.health) is not None:
             wait_healthy(instance.health, ready_timeout_s)
         return {"restarted": False, "pid": instance.pid, **_where(instance)}
+    if instance.health is not None and problem(instance.health) is None:
+        return _adopt(plan, ref, ctx, host, instance)
     restarted = host.spawn(instance)
     ctx.stack.replace_instance(plan.target, restarted)
     waited = wait_healthy(restarted.health, ready_timeout_s) if restarted.health else 0.0
@@ -338,20 +380,73 @@ def _ensure_running(
     return {"restarted": True, "pid": restarted.pid, "ready_after_s": round(waited, 3), **_where(instance)}
 
 
-def verify_running(
-    plan: FaultPlan, ref: TargetRef, ctx: RunContext, hosts: ProcessHosts | None = None
-) -> dict[str, Any]:
-    instance = current_instance(plan.target, ref, ctx)
-    with _using(hosts) as using:
-        stat = using.of(instance).stat(instance.pid) if instance.pid is not None else None
+def _check_alive(host: ProcessHost, instance: ProcessInstance) -> None:
+    """Raise FaultStillPresentError unless the recorded process runs (same start time) and is not stopped."""
+    stat = host.stat(instance.pid) if instance.pid is not None else None
     started = _alive(stat)
     if stat is None or started is None or (instance.start_time is not None and started != instance.start_time):
-        raise FaultStillPresentError(f"{ref.id} is not running")
+        raise FaultStillPresentError(f"{instance.name} is not running")
     if stat[0] == "T":
-        raise FaultStillPresentError(f"{ref.id} (pid {instance.pid}) is still stopped")
-    if instance.health is not None and (reason := problem(instance.health)) is not None:
-        raise FaultStillPresentError(f"{ref.id} is running but not healthy: {reason}")
+        raise FaultStillPresentError(f"{instance.name} (pid {instance.pid}) is still stopped")
+
+
+def check_running(plan: FaultPlan, ref: TargetRef, ctx: RunContext) -> dict[str, Any]:
+    """One look: the process runs and is not stopped (its health is judged with its set: Redis, ZooKeeper)."""
+    instance = current_instance(plan.target, ref, ctx)
+    with _using(None) as using:
+        _check_alive(using.of(instance), instance)
     return {"pid": instance.pid, **_where(instance)}
+
+
+def _look(host: ProcessHost, instance: ProcessInstance) -> tuple[str | None, str | None]:
+    """One look for `wait_stable`: (what is wrong or None, the role seen)."""
+    _check_alive(host, instance)  # gone or stopped: no wait can help, fail at once
+    if instance.health is not None and (reason := problem(instance.health)) is not None:
+        return f"running but not healthy: {reason}", None
+    if instance.role_url is None:
+        return None, None
+    role = role_at(instance.role_url)
+    reason = role_problem(role)
+    return (f"running and healthy, but {reason}" if reason else None), role
+
+
+def _adopt(
+    plan: FaultPlan, ref: TargetRef, ctx: RunContext, host: ProcessHost, instance: ProcessInstance
+) -> dict[str, Any]:
+    """The service answers under a PID we do not know — a supervisor, a person, or an earlier rollback whose
+    record was lost brought it back. Find that process and record it; never start a second copy."""
+    candidates = host.pids_running(instance.argv)
+    on = f" on {host.label}" if instance.host is not None else ""
+    if len(candidates) != 1:
+        found = "no process" if not candidates else f"{len(candidates)} processes ({', '.join(map(str, candidates))})"
+        raise RollbackError(
+            f"{ref.id} answers its health check{on} but {found} with its command line runs there: "
+            "not starting a second copy; check which process serves it"
+        )
+    pid = candidates[0]
+    adopted = instance.model_copy(update={"pid": pid, "start_time": _alive(host.stat(pid))})
+    ctx.stack.replace_instance(plan.target, adopted)
+    return {"restarted": False, "adopted": True, "pid": pid, **_where(instance)}
+
+
+def verify_instance(instance: ProcessInstance, timeout_s: float, hosts: ProcessHosts | None = None) -> dict[str, Any]:
+    """The process runs, is not stopped, and its health and role (leader or follower, for an election
+    participant) have held for `STABLE_WINDOW_S` within `timeout_s`; else FaultStillPresentError."""
+    with _using(hosts) as using:
+        host = using.of(instance)
+        try:
+            role, waited = wait_stable(lambda: _look(host, instance), timeout_s)
+        except TimeoutError as exc:
+            raise FaultStillPresentError(f"{instance.name} (pid {instance.pid}) is not back: {exc}") from exc
+    settled = {"role": role} if role is not None else {}
+    return {"pid": instance.pid, **settled, "stable_after_s": waited, **_where(instance)}
+
+
+def verify_running(
+    plan: FaultPlan, ref: TargetRef, ctx: RunContext, hosts: ProcessHosts | None = None, timeout_s: float = 30.0
+) -> dict[str, Any]:
+    """`verify_instance` for a target of the plan."""
+    return verify_instance(current_instance(plan.target, ref, ctx), timeout_s, hosts)
 
 
 def _identified_pid(plan: FaultPlan, ref: TargetRef, ctx: RunContext, hosts: ProcessHosts) -> tuple[ProcessHost, int]:
@@ -388,7 +483,8 @@ class _ProcessFault(Injector[SpecT]):
             return super().verify_gone(plan, ctx)
 
     def verify_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
-        return verify_running(plan, ref, ctx, self.hosts)
+        # The same bound as for the rollback's wait for health: a process that became healthy may need it again.
+        return verify_running(plan, ref, ctx, self.hosts, timeout_s=float(getattr(self.spec, "ready_timeout_s", 30.0)))
 
 
 class ProcessKillSpec(FaultSpec):

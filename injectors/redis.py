@@ -8,7 +8,10 @@ from its recorded command line (same data directory).
 Faults that make Sentinel promote a replica measure, on a bounded background thread, how long the
 promotion took (`promoted_after_s`) and journal it at rollback. Verification checks the whole set:
 every node answers, exactly one is master and it is the Sentinels' primary, every other node
-replicates from it with its link up, and every Sentinel agrees, sees its peers and the replicas.
+replicates from it with its link up, and every Sentinel agrees, sees its peers and the replicas —
+and all of that, with the same primary and the same Sentinel configuration epoch, for
+`STABLE_WINDOW_S` (`injectors.health.wait_stable`): one look can catch a set that is whole for a
+moment while a failover is still under way.
 
 Every Redis call uses a fresh connection with explicit timeouts and no retries: redis-py's default
 retries would hide the very faults injected here.
@@ -37,16 +40,16 @@ from injectors.errors import (
     SelectionError,
     TargetNotFoundError,
 )
-from injectors.health import split_hostport
+from injectors.health import split_hostport, wait_stable
 from injectors.process import (
     ProcessKillInjector,
     ProcessKillSpec,
     ProcessPauseInjector,
     ProcessPauseSpec,
+    check_running,
     current_instance,
     is_running,
     process_target,
-    verify_running,
 )
 from injectors.registry import register
 from injectors.selection import Selection
@@ -201,19 +204,23 @@ class RedisSet:
 
     def problem(self) -> str | None:
         """None when the set is healthy (see the module docstring), else the first thing found wrong."""
+        return self.look()[0]
+
+    def look(self) -> tuple[str | None, tuple[str, int] | None]:
+        """One look for `wait_stable`: (None, (primary, Sentinel config epoch)) when healthy, else (why not, None)."""
         infos: dict[str, dict[str, Any]] = {}
         for name, address in self.nodes.items():
             try:
                 infos[name] = dict(redis_call(address, "INFO", "replication"))
             except (RedisError, OSError) as exc:
-                return f"{name} ({address}) does not answer: {exc}"
+                return f"{name} ({address}) does not answer: {exc}", None
         masters = sorted(name for name, info in infos.items() if info.get("role") == "master")
         if len(masters) != 1:
-            return f"expected exactly one node with role master, found {masters or 'none'}"
+            return f"expected exactly one node with role master, found {masters or 'none'}", None
         primary = masters[0]
         reported, answers = self.sentinel_view()
         if self.name_of(reported) != primary:
-            return f"{primary} is the master but the Sentinels name {reported or 'no majority'} ({answers})"
+            return f"{primary} is the master but the Sentinels name {reported or 'no majority'} ({answers})", None
         port = split_hostport(self.nodes[primary])[1]
         replicas = [name for name in self.nodes if name != primary]
         for name in replicas:
@@ -226,41 +233,96 @@ class RedisSet:
                 return (
                     f"{name} is not an up-to-date replica of {primary} (role {info.get('role')}, "
                     f"master port {info.get('master_port')}, link {info.get('master_link_status')})"
-                )
+                ), None
+        epochs = set()
         for sentinel in self.sentinels:
-            if (reason := self._sentinel_problem(sentinel, primary, replicas)) is not None:
-                return reason
-        return None
+            reason, epoch = self._sentinel_look(sentinel, primary, replicas)
+            if reason is not None:
+                return reason, None
+            epochs.add(epoch)
+        if len(epochs) != 1:  # a Sentinel that has not caught up with the last failover yet
+            return f"the Sentinels' configuration epochs differ ({sorted(epochs)})", None
+        return None, (primary, epochs.pop())
 
-    def _sentinel_problem(self, sentinel: str, primary: str, replicas: list[str]) -> str | None:
+    def _sentinel_look(self, sentinel: str, primary: str, replicas: list[str]) -> tuple[str | None, int]:
         try:
             master = _pairs(redis_call(sentinel, "SENTINEL", "MASTER", self.master))
             listed = [_pairs(r) for r in redis_call(sentinel, "SENTINEL", "REPLICAS", self.master)]
         except (RedisError, OSError) as exc:
-            return f"sentinel {sentinel} does not answer about {self.master!r}: {exc}"
+            return f"sentinel {sentinel} does not answer about {self.master!r}: {exc}", 0
+        epoch = int(master.get("config-epoch", 0))
         if self.name_of(f"{master.get('ip')}:{master.get('port')}") != primary or master.get("flags") != "master":
-            return f"sentinel {sentinel} sees {master.get('ip')}:{master.get('port')} ({master.get('flags')})"
+            return f"sentinel {sentinel} sees {master.get('ip')}:{master.get('port')} ({master.get('flags')})", epoch
         others = int(master.get("num-other-sentinels", 0))
         if others < len(self.sentinels) - 1:
-            return f"sentinel {sentinel} knows {others} other Sentinels, expected {len(self.sentinels) - 1}"
+            return f"sentinel {sentinel} knows {others} other Sentinels, expected {len(self.sentinels) - 1}", epoch
         seen = {self.name_of(f"{r.get('ip')}:{r.get('port')}"): r for r in listed}
         for name in replicas:
             entry = seen.get(name)
             if entry is None:
-                return f"sentinel {sentinel} does not list {name} among the replicas"
+                return f"sentinel {sentinel} does not list {name} among the replicas", epoch
             # Not its cached master-link-status: Sentinel refreshes a replica's INFO only every 10 s.
             if set(entry.get("flags", "").split(",")) & _DOWN_FLAGS:
-                return f"sentinel {sentinel} sees replica {name} as {entry.get('flags')}"
+                return f"sentinel {sentinel} sees replica {name} as {entry.get('flags')}", epoch
+        return None, epoch
+
+    def failover_problem(self, node: str) -> str | None:
+        """Before `node` comes back: None while `node` is still the primary, or once the Sentinels have settled
+        on another primary; else what is still going on.
+
+        Settled means: every Sentinel names the new primary, flags it plain `master`, has its PING answered,
+        and no longer holds its peers' "master is down" answers. Sentinel (7.0) keeps those answers for 5 s
+        after the last one and counts them for the *new* primary too, whose first PING can stay unanswered
+        for the whole down-after (1,000 ms here) while the Sentinel reconnects: in that window one
+        Sentinel's doubt is a quorum at once and it fails over again — to `node`, if it has rejoined as a
+        replica by then. Seen here: +sdown of the new primary 1.005 s after +switch-master, -sdown 93 ms
+        later, +odown "#quorum 3/2" although no other Sentinel had it down, and the old primary promoted back.
+        """
+        address, answers = self.sentinel_view()
+        if address is None:
+            return f"no majority of Sentinels names a primary ({answers})"
+        primary = self.name_of(address)
+        if primary == node:
+            # Still the primary: nothing was promoted, and bringing it back is what ends the outage (a
+            # failover still under way against it can only demote it later, never promote it back).
+            return None
+        for sentinel in self.sentinels:
+            try:
+                master = _pairs(redis_call(sentinel, "SENTINEL", "MASTER", self.master))
+                peers = [_pairs(p) for p in redis_call(sentinel, "SENTINEL", "SENTINELS", self.master)]
+            except (RedisError, OSError) as exc:
+                return f"sentinel {sentinel} does not answer about {self.master!r}: {exc}"
+            flags = set(master.get("flags", "").split(","))
+            if flags & {"o_down", "failover_in_progress"}:
+                return f"sentinel {sentinel} is failing over ({master.get('flags')})"
+            if self.name_of(f"{master.get('ip')}:{master.get('port')}") != primary:
+                return f"sentinel {sentinel} still names {master.get('ip')}:{master.get('port')}"
+            if flags != {"master"} or int(master.get("last-ping-sent", 0)) > FAST_PING_S * 1000:
+                return f"sentinel {sentinel} has not seen {primary} answer yet ({master.get('flags')})"
+            doubting = [p.get("name", "?") for p in peers if "master_down" in p.get("flags", "").split(",")]
+            if doubting:
+                return f"sentinel {sentinel} still counts {len(doubting)} peer(s) saying the primary is down"
         return None
 
-    def wait_settled(self, timeout_s: float) -> dict[str, Any]:
-        """Poll until healthy; the primary and seconds waited, else FaultStillPresentError with the last reason."""
+    def wait_failover_settled(self, node: str, timeout_s: float) -> dict[str, Any]:
+        """Poll `failover_problem` for at most `timeout_s`; never raises (a rollback goes on either way)."""
         started = time.monotonic()
-        while (reason := self.problem()) is not None:
+        while (reason := self.failover_problem(node)) is not None:
             if time.monotonic() - started >= timeout_s:
-                raise FaultStillPresentError(f"the Redis set did not settle within {timeout_s:.0f}s: {reason}")
-            time.sleep(POLL_S * 4)
-        return {"primary": self.primary(), "settled_after_s": round(time.monotonic() - started, 3)}
+                return {"failover_settled": False, "failover_unsettled": reason}
+            time.sleep(POLL_S * 2)
+        return {"failover_settled_after_s": round(time.monotonic() - started, 3)}
+
+    def wait_settled(self, timeout_s: float) -> dict[str, Any]:
+        """Poll until healthy and unchanged for STABLE_WINDOW_S; the primary and seconds waited, else
+        FaultStillPresentError with the last reason."""
+        try:
+            settled, waited = wait_stable(self.look, timeout_s, poll_s=POLL_S * 4)
+        except TimeoutError as exc:
+            raise FaultStillPresentError(f"the Redis set did not settle: {exc}") from exc
+        assert settled is not None  # a look without a problem always names the primary
+        primary, epoch = settled
+        return {"primary": primary, "config_epoch": epoch, "settled_after_s": waited}
 
 
 class _SentinelSpec(FaultSpec):
@@ -288,6 +350,7 @@ class _RedisInjector(Injector[Any]):
     def __init__(self, spec: Any) -> None:
         super().__init__(spec)
         self._watches: dict[str, ChangeWatch] = {}
+        self._rejoined: dict[str, str] = {}  # node → "replica of X", as the rollback restarted it
 
     def redis_set(self, target: str, ctx: RunContext) -> RedisSet:
         return RedisSet.of(target, self.spec.sentinels, self.spec.master, ctx)
@@ -320,8 +383,18 @@ class _RedisInjector(Injector[Any]):
         return {"measured": {"promoted_after_s": after_s}, "new_primary": new}
 
     def verify_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
-        detail = verify_running(plan, ref, ctx)
-        return {**detail, **self.redis_set(plan.target, ctx).wait_settled(self.spec.settle_timeout_s)}
+        detail = check_running(plan, ref, ctx)  # this node's health is judged with the set's
+        settled = self.redis_set(plan.target, ctx).wait_settled(self.spec.settle_timeout_s)
+        rejoined = self._rejoined.pop(ref.id, None)
+        if rejoined is not None and settled["primary"] == ref.id:
+            # Healthy, so the fault is gone — but the Sentinels failed over a second time: the drill must show it.
+            ctx.note(
+                f"{plan.kind}: {ref.id} rejoined as {rejoined}, then the Sentinels made it primary again",
+                second_failover=True,
+                primary=ref.id,
+            )
+            settled["second_failover"] = True
+        return {**detail, **settled}
 
 
 def _ref(redis_set: RedisSet, name: str, primary: bool) -> TargetRef:
@@ -337,6 +410,12 @@ class _NodeSpec(_SentinelSpec):
 
     ready_timeout_s: float = Field(
         default=30.0, gt=0, description="How long a restarted or resumed node may take to answer PING."
+    )
+    rejoin_wait_s: float = Field(
+        default=15.0,
+        ge=0,
+        description="Rollback, when the Sentinels promoted another node: how long to wait, before this one is "
+        "restarted or resumed, until every Sentinel has settled that failover (else it comes back anyway).",
     )
 
 
@@ -358,8 +437,15 @@ class _SignalInjector(_RedisInjector):
 
     def rollback_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
         promotion = self.promotion(ref, plan, ctx)
+        settled: dict[str, Any] = {}
+        if _is_down(plan, ref, ctx):
+            # A node back during a failover's aftermath can be promoted back by a second, spurious one
+            # (see RedisSet.failover_problem): let the Sentinels finish first, then rejoin what they chose.
+            settled = self.redis_set(plan.target, ctx).wait_failover_settled(ref.id, self.spec.rejoin_wait_s)
         rejoin = self.rejoin_as(ref, plan, ctx)
-        return {**promotion, **rejoin, **self.process().rollback_one(ref, plan, ctx)}
+        if "replica of" in str(rejoin.get("restarted_as", "")):
+            self._rejoined[ref.id] = str(rejoin["restarted_as"])
+        return {**promotion, **settled, **rejoin, **self.process().rollback_one(ref, plan, ctx)}
 
     def rejoin_as(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
         """Before a dead node is restarted: make its command line follow the primary the Sentinels name now.
@@ -382,6 +468,15 @@ class _SignalInjector(_RedisInjector):
             argv += ["--replicaof", host, str(port)]
         ctx.stack.replace_instance(plan.target, instance.model_copy(update={"argv": argv}))
         return {"restarted_as": "master" if primary == ref.id else f"replica of {primary}"}
+
+
+def _is_down(plan: FaultPlan, ref: TargetRef, ctx: RunContext) -> bool:
+    """The node is not running or still stopped: the rollback is about to bring it back."""
+    try:
+        check_running(plan, ref, ctx)
+    except FaultStillPresentError:
+        return True
+    return False
 
 
 def _without_replicaof(argv: list[str]) -> list[str]:

@@ -5,7 +5,9 @@ Roles come from the `srvr` four-letter word over a plain socket with a timeout (
 ZooKeeper client library, which blocks while its session is suspended. `ruok` is no health check: it
 answers `imok` without a quorum. Killed servers go through `injectors.process` (PID identity checked
 with the start time) and are restarted from their recorded command line, on the same data directory.
-Verification checks the whole ensemble: every server serves as leader or follower, exactly one leader.
+Verification checks the whole ensemble: every server serves as leader or follower, exactly one leader,
+and the same leader for `STABLE_WINDOW_S` (`injectors.health.wait_stable`): an election still settling can
+show one leader for a moment and another the next.
 """
 
 from __future__ import annotations
@@ -21,21 +23,22 @@ from pydantic import Field, model_validator
 
 from injectors.base import FaultPlan, FaultSpec, Injector, RunContext, TargetRef, TargetResult
 from injectors.errors import FaultStillPresentError, InjectionError, SelectionError, TargetNotFoundError
-from injectors.health import exchange
+from injectors.health import exchange, wait_stable
 from injectors.network import NetworkDownInjector, NetworkDownSpec, resolve_links
 from injectors.process import (
     ProcessKillInjector,
     ProcessKillSpec,
+    check_running,
     current_instance,
     is_running,
     process_target,
     spawn,
-    verify_running,
+    verify_instance,
 )
 from injectors.redis import ChangeWatch
 from injectors.registry import register
 from injectors.selection import Selection, select
-from injectors.targets import ProcessInstance, ZooKeeperHealth
+from injectors.targets import LinkTarget, ProcessInstance, ProcessTarget, ZooKeeperHealth
 
 SRVR_TIMEOUT_S = 1.0
 POLL_S = 0.1
@@ -83,26 +86,33 @@ class Ensemble:
         leaders = [name for name, mode in self.modes(names).items() if mode == "leader"]
         return leaders[0] if len(leaders) == 1 else None
 
-    def problem(self) -> str | None:
-        """None when every server serves as leader or follower with exactly one leader, else what is wrong."""
+    def look(self) -> tuple[str | None, str | None]:
+        """(None, the leader) when every server serves as leader or follower with exactly one leader,
+        else (what is wrong, None)."""
         modes = self.modes()
         shown = ", ".join(f"{name}={mode or 'not serving'}" for name, mode in modes.items())
         if any(mode not in ("leader", "follower") for mode in modes.values()):
-            return f"not every server serves as leader or follower ({shown})"
-        if sum(mode == "leader" for mode in modes.values()) != 1:
-            return f"expected exactly one leader ({shown})"
-        return None
+            return f"not every server serves as leader or follower ({shown})", None
+        leaders = [name for name, mode in modes.items() if mode == "leader"]
+        if len(leaders) != 1:
+            return f"expected exactly one leader ({shown})", None
+        return None, leaders[0]
 
-    def wait_healthy(self, timeout_s: float) -> dict[str, Any]:
-        """Poll until healthy; the leader and seconds waited, else FaultStillPresentError with the last reason."""
-        started = time.monotonic()
-        while (reason := self.problem()) is not None:
-            if time.monotonic() - started >= timeout_s:
-                raise FaultStillPresentError(
-                    f"the ZooKeeper ensemble did not recover within {timeout_s:.0f}s: {reason}"
-                )
-            time.sleep(POLL_S)
-        return {"leader": self.leader(), "healthy_after_s": round(time.monotonic() - started, 3)}
+    def problem(self) -> str | None:
+        """None when every server serves as leader or follower with exactly one leader, else what is wrong."""
+        return self.look()[0]
+
+    def wait_healthy(self, timeout_s: float, stable: bool = True) -> dict[str, Any]:
+        """Poll until healthy — with `stable`, the same leader for STABLE_WINDOW_S — and return the leader and
+        the seconds waited; else FaultStillPresentError with the last reason."""
+        try:
+            if stable:
+                leader, waited = wait_stable(self.look, timeout_s)
+            else:
+                leader, waited = wait_stable(self.look, timeout_s, window_s=0.0, poll_s=POLL_S, looks=1)
+        except TimeoutError as exc:
+            raise FaultStillPresentError(f"the ZooKeeper ensemble did not recover: {exc}") from exc
+        return {"leader": leader, "healthy_after_s": waited}
 
     def ref(self, name: str, leader: str | None) -> TargetRef:
         instance = self.instances[name]
@@ -148,7 +158,7 @@ class _KillInjector(Injector[Any]):
         return self._process().rollback_one(ref, plan, ctx)
 
     def verify_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
-        detail = verify_running(plan, ref, ctx)
+        detail = check_running(plan, ref, ctx)  # this server's health is judged with the ensemble's
         return {**detail, **Ensemble.of(plan.target, ctx).wait_healthy(self.spec.settle_timeout_s)}
 
 
@@ -280,7 +290,8 @@ class ZooKeeperLoseQuorumInjector(_KillInjector):
 
     def rollback_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
         detail = super().rollback_one(ref, plan, ctx)
-        healthy = Ensemble.of(plan.target, ctx).wait_healthy(self.spec.settle_timeout_s)
+        # The first look that finds the quorum back: this measures the recovery (verification asks for stability).
+        healthy = Ensemble.of(plan.target, ctx).wait_healthy(self.spec.settle_timeout_s, stable=False)
         measured = {"lost_after_s": self._lost_after_s} if self._lost_after_s is not None else {}
         if self._restarted_at is not None:
             measured["quorum_after_s"] = round(time.monotonic() - self._restarted_at, 3)
@@ -306,6 +317,12 @@ class ZooKeeperExpireSessionSpec(FaultSpec):
         gt=0,
         description="How long the links stay down; more than `session_timeout_s` + 1 s "
         "(default: `session_timeout_s` + 2 s).",
+    )
+    settle_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Verification: how long the client (where the stack runs it as a process) may take to be "
+        "healthy and settled in its role again (e.g. a matching engine: follower or leader).",
     )
 
     @model_validator(mode="after")
@@ -346,6 +363,23 @@ class _Hold:
         return (self.restored_at or time.monotonic()) - self.downed_at
 
 
+def _client_process(target: str, ref: TargetRef, ctx: RunContext) -> ProcessInstance | None:
+    """The process instance at the client end of a link, when the link target names its process target."""
+    group = ctx.stack.target(target)
+    if not isinstance(group, LinkTarget) or group.client_target is None:
+        return None
+    link = next((link for link in group.instances if link.name == ref.id), None)
+    if link is None or link.client is None:
+        return None
+    try:
+        clients = ctx.stack.target(group.client_target)
+    except TargetNotFoundError:
+        return None
+    if not isinstance(clients, ProcessTarget):
+        return None
+    return next((i for i in clients.instances if i.name == link.client), None)
+
+
 @register
 class ZooKeeperExpireSessionInjector(Injector[ZooKeeperExpireSessionSpec]):
     kind: ClassVar[str] = "zookeeper.expire_session"
@@ -357,6 +391,7 @@ class ZooKeeperExpireSessionInjector(Injector[ZooKeeperExpireSessionSpec]):
         super().__init__(spec)
         self._down = NetworkDownInjector(NetworkDownSpec())
         self._holds: dict[str, _Hold] = {}
+        self._clients: dict[str, dict[str, Any]] = {}
 
     def resolve(self, target: str, select: Selection | None, ctx: RunContext) -> list[TargetRef]:
         every = resolve_links(target, Selection(all=True), ctx)
@@ -401,5 +436,17 @@ class ZooKeeperExpireSessionInjector(Injector[ZooKeeperExpireSessionSpec]):
         held_s = round(hold.held_s(), 3)
         return {**self._down.rollback_one(ref, plan, ctx), "held_s": held_s, "timer_error": hold.error}
 
+    def verify_gone(self, plan: FaultPlan, ctx: RunContext) -> list[TargetResult]:
+        self._clients = {}
+        return super().verify_gone(plan, ctx)
+
     def verify_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
-        return self._down.verify_one(ref, plan, ctx)
+        detail = self._down.verify_one(ref, plan, ctx)
+        client = _client_process(plan.target, ref, ctx)
+        if client is None:  # a client the stack does not run as a process (nothing more to look at)
+            return detail
+        # Gone means back in a session and in its role: a client that lost its session must have
+        # rejoined (a matcher: follower or leader again, not a stuck candidate). Once per client.
+        if client.name not in self._clients:
+            self._clients[client.name] = verify_instance(client, self.spec.settle_timeout_s)
+        return {**detail, "client": client.name, "client_verified": self._clients[client.name]}

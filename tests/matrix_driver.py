@@ -11,8 +11,10 @@ run (the exception ending); signals and SIGKILL come from the test. The exit cod
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import os
 import sys
 import threading
 import time
@@ -24,6 +26,7 @@ from hdrh.histogram import HdrHistogram
 from engine.events import Event, EventBus, FaultInjected, FaultRolledBack
 from engine.journal import LoadRecord
 from engine.loader import load_document, validate_model
+from engine.locks import SystemLock, identities
 from engine.model import Experiment
 from engine.plan import Plan, PlannedFault
 from engine.runner import Runner, RunSettings
@@ -183,6 +186,10 @@ def main() -> int:
         undo_ledger=Path(cell["runs_dir"]) / LEDGER_FILE,
     )
     bus = EventBus()
+    # As `chaos.py run` does (engine.api): the system is locked for the run, so `recover` leaves it alone.
+    lock = SystemLock(identities(stack.description), f"run {run_dir.name} (pid {os.getpid()}, fault matrix)")
+    lock.acquire()
+    settings = dataclasses.replace(settings, lock_keys=tuple(lock.keys))
     runner = Runner(plan, stack, load, settings, bus)
 
     def report(event: Event) -> None:
@@ -194,7 +201,14 @@ def main() -> int:
 
     bus.subscribe(report)
     journal = runner.execute()
-    say(event="finished", verdict=journal.verdict, exit_code=journal.exit_code, signals=runner.guard.received)
+    lock.release()
+    say(
+        event="finished",
+        verdict=journal.verdict,
+        exit_code=journal.exit_code,
+        signals=runner.guard.received,
+        record_error=runner.writer.failure,
+    )
     return journal.exit_code if journal.exit_code is not None else 1
 
 

@@ -15,13 +15,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-ENDINGS = ("normal", "exception", "sigint", "sigterm", "sigkill")
+ENDINGS = ("normal", "exception", "sigint", "sigterm", "sigkill", "disk_full", "concurrent_recover")
 HEADINGS = {
     "normal": "normal end",
     "exception": "exception in the run",
     "sigint": "SIGINT",
     "sigterm": "SIGTERM",
     "sigkill": "runner SIGKILL → `chaos.py recover`",
+    "disk_full": "runs dir full",
+    "concurrent_recover": "`chaos.py recover` during the run",
 }
 
 

@@ -7,7 +7,9 @@ API server in this process (tests/injectors/fake_kube.py, its Deployment control
 is killed), fresh for every cell, also as a stack description file. Each cell runs the real engine (Runner
 with its Rollbacks, UndoLedger and SignalGuard) in a driver process of its own (tests/matrix_driver.py)
 with a fake load, injects a real fault, ends the run one way — normally, with an exception raised inside
-the run, SIGINT, SIGTERM, or SIGKILL followed by `chaos.py recover` — and then proves here,
+the run, SIGINT, SIGTERM, SIGKILL followed by `chaos.py recover`, its runs directory (a tmpfs) filling up
+while the fault is in place, or `chaos.py recover` tried while the run is alive (refused; then SIGTERM) —
+and then proves here,
 independently, that the fault is gone: the injector's `verify_gone` on the journaled plan, and a direct
 check of the thing itself (tests/matrix_checks.py). Each cell's outcome and rollback time go to a JSON
 file; `python -m tests.matrix_report` prints it as the table in docs/reliability.md.
@@ -177,7 +179,11 @@ EXPECTED_VERDICT = {
     "exception": ("error", ExitCode.CANNOT_RUN),
     "sigint": ("interrupted", ExitCode.INTERRUPTED),
     "sigterm": ("interrupted", ExitCode.INTERRUPTED),
+    "disk_full": ("aborted", ExitCode.DEVIATED),  # the run's own code; `chaos.py run` makes it exit 5
+    "concurrent_recover": ("interrupted", ExitCode.INTERRUPTED),  # ended by SIGTERM once recover was refused
 }
+RUNS_TMPFS = "64m"  # the disk_full ending's runs directory: a tmpfs of its own, filled while the fault is in place
+MIN_FREE_MB = "8"  # what the drivers' preflight asks of it (the real default, 64 MB, is for real runs)
 INJECT_TIMEOUT_S = 60.0
 END_TIMEOUT_S = 120.0
 SETTLE_S = 20.0  # then the stack is repaired (restart, SIGCONT, Toxiproxy reset) and given as long again
@@ -203,7 +209,7 @@ class Driver:
                 stdout=subprocess.PIPE,
                 stderr=handle,
                 text=True,
-                env={**os.environ, KUBE_TOKEN_ENV: KUBE_TOKEN},
+                env={**os.environ, KUBE_TOKEN_ENV: KUBE_TOKEN, "CHAOS_MIN_FREE_MB": MIN_FREE_MB},
             )
         self._lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
         threading.Thread(target=self._read, name="matrix-driver-stdout", daemon=True).start()
@@ -408,6 +414,7 @@ class ContainerStack:
         description = StackDescription(
             name="fault-matrix-containers",
             targets={"web": web.listed, "netted": ContainerTarget(engine_url=podman.url, containers=[netted])},
+            market_hours=None,  # a lab stack: it never trades, so the runner's calendar never stops its runs
         )
         path.write_text(description.model_dump_json(indent=1) + "\n")
         # As created: each container's id and networks, which every cell must leave as they are.
@@ -476,7 +483,8 @@ class KubeStack:
             self.fake.add_node(f"node-{i}", {"pool": "workers"})
         self.fake.add_deployment(NS, "web", WEB_REPLICAS, {"app": "web", "tier": "front"})
         targets = dict(targets_for(self.fake.url, token_env=KUBE_TOKEN_ENV))
-        description = StackDescription(name="fault-matrix-kube", targets=targets)
+        # A lab cluster: it never trades, so the runner's calendar never stops its runs.
+        description = StackDescription(name="fault-matrix-kube", targets=targets, market_hours=None)
         self.path.write_text(description.model_dump_json(indent=1) + "\n")
 
     def live(self) -> Live:
@@ -542,8 +550,54 @@ def rollback_seconds(record: FaultRecord) -> float:
     return round(max(r.finished_at for r in record.verify) - min(r.started_at for r in record.rollback), 3)
 
 
+@contextlib.contextmanager
+def runs_on_tmpfs(runs: Path, ending: str) -> Iterator[None]:
+    """For the disk_full ending, the runs directory is a tmpfs of its own (a real ENOSPC when it fills)."""
+    if ending != "disk_full":
+        yield
+        return
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("the disk_full ending mounts a tmpfs: it needs root")
+        pytest.skip("the disk_full ending mounts a tmpfs: it needs root")
+    runs.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={RUNS_TMPFS}", "tmpfs", str(runs)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(runs)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Write a file until the file system is full; delete it to give the space back."""
+    filler = directory / "filler.bin"
+    chunk = b"\xff" * (1 << 20)
+    with contextlib.suppress(OSError), filler.open("wb") as handle:
+        while True:
+            handle.write(chunk)
+            handle.flush()
+    return filler
+
+
+def recover_cleanly(ledger: UndoLedger) -> float:
+    """`chaos.py recover` as an operator runs it: every pending fault undone and verified; its seconds."""
+    started = time.monotonic()
+    recovered = chaos("recover", "--runs-dir", str(ledger.path.parent), timeout=END_TIMEOUT_S)
+    seconds = round(time.monotonic() - started, 3)
+    assert recovered.returncode == ExitCode.PASSED, recovered.stdout + recovered.stderr
+    assert "STILL IN PLACE" not in recovered.stdout, recovered.stdout
+    assert ledger.pending() == []
+    return seconds
+
+
 def end_run(
-    driver: Driver, ending: str, record: FaultRecord, run_dir: Path, ledger: UndoLedger, stack: MatrixStack
+    driver: Driver,
+    ending: str,
+    record: FaultRecord,
+    run_dir: Path,
+    ledger: UndoLedger,
+    stack: MatrixStack,
+    present: Callable[[], None],
 ) -> float:
     """End the run `ending`'s way and check the engine's own account of it; the rollback time in seconds."""
     if ending == "sigkill":
@@ -551,21 +605,30 @@ def end_run(
         assert driver.wait(30) == -signal.SIGKILL
         (pending,) = ledger.pending()  # the runner died with its fault in place: the ledger still lists it
         assert (pending.key, pending.plan) == (f"{run_dir.name}#1", record.plan)
-        if "stack_file" in stack.cell():  # recover works from the ledger's copy: engine URL, api_url, token_env
+        if "stack_file" in stack.cell():  # the ledger's copy (the fallback) names engine URL, api_url, token_env
             assert pending.stack == stack.live().state
-        started = time.monotonic()
-        recovered = chaos("recover", "--runs-dir", str(ledger.path.parent), timeout=END_TIMEOUT_S)
-        seconds = round(time.monotonic() - started, 3)
-        assert recovered.returncode == ExitCode.PASSED, recovered.stdout + recovered.stderr
-        assert "undone and verified gone" in recovered.stdout, recovered.stdout
-        assert ledger.pending() == []
-        return seconds
+        return recover_cleanly(ledger)
+    filler: Path | None = None
     if ending == "exception":
         driver.send("raise")
     elif ending in SIGNALS:
         os.kill(driver.proc.pid, SIGNALS[ending])
+    elif ending == "disk_full":
+        filler = fill(ledger.path.parent)  # every write of the run fails from here on
+    elif ending == "concurrent_recover":
+        refused = chaos("recover", "--runs-dir", str(ledger.path.parent), timeout=END_TIMEOUT_S)
+        assert refused.returncode == ExitCode.CANNOT_RUN, refused.stdout + refused.stderr
+        assert "left alone, its run is alive" in refused.stdout, refused.stdout
+        present()  # the live run's fault is still in effect: recover did not touch it
+        assert [p.key for p in ledger.pending()] == [f"{run_dir.name}#1"]
+        os.kill(driver.proc.pid, signal.SIGTERM)
     finished = driver.expect("finished", END_TIMEOUT_S)
     code = driver.wait(30)
+    if filler is not None:
+        assert finished["record_error"] and "full" in finished["record_error"], finished
+        filler.unlink()
+        # Rolled back and verified, though the ledger may not have been able to say so: recover checks again.
+        recover_cleanly(ledger)
     journal = load_journal(run_dir / "journal.json")
     (fault,) = journal.faults
     assert fault.status == "rolled_back", f"{fault.status}: {fault.error}"
@@ -576,6 +639,8 @@ def end_run(
         assert [e.type for e in journal.errors] == ["LoadFailedError"], journal.errors
     if ending in SIGNALS:
         assert finished["signals"] == [SIGNALS[ending].name]
+    if ending == "disk_full":
+        assert [e.type for e in journal.errors] == ["JournalWriteError"], journal.errors
     assert ledger.pending() == []  # crossed out once verified
     return rollback_seconds(fault)
 
@@ -593,7 +658,7 @@ def test_fault_is_gone(
     runs = tmp_path / "runs"
     run_dir = runs / f"{kind.replace('.', '-')}-{ending}"
     ledger = UndoLedger(runs / LEDGER_FILE)
-    with results.cell(kind, ending, scenario.stack) as entry:
+    with results.cell(kind, ending, scenario.stack) as entry, runs_on_tmpfs(runs, ending):
         stack.prepare()
         driver = drivers.take()
         try:
@@ -605,9 +670,16 @@ def test_fault_is_gone(
             record = load_journal(run_dir / "journal.json").faults[0]
             assert record.status == "injected" and record.plan is not None
             assert [p.key for p in ledger.pending()] == [f"{run_dir.name}#1"]  # on disk before the injection
-            if ending != "normal" and scenario.present is not None:
-                scenario.present(stack.live(), record.plan)  # the fault is really in effect
-            entry["seconds"] = end_run(driver, ending, record, run_dir, ledger, stack)
+
+            plan = record.plan
+
+            def present() -> None:
+                if scenario.present is not None:
+                    scenario.present(stack.live(), plan)  # the fault is really in effect
+
+            if ending != "normal":
+                present()
+            entry["seconds"] = end_run(driver, ending, record, run_dir, ledger, stack, present)
         finally:
             driver.kill()
         # Independently of the run: the injector's own verification from the journaled plan, here ...
@@ -654,7 +726,8 @@ def test_the_report_renders_one_row_per_kind_with_times_failures_and_gaps() -> N
     }
     lines = render(results).splitlines()
     assert lines[0].startswith("| kind | normal end | exception in the run | SIGINT | SIGTERM |")
-    assert lines[2] == "| `a.kind` | — | — | — | — | ✗ |"
-    assert lines[3] == "| `b.kind` | ✓ 12 ms | ✓ 10.3 s | ✓ <1 ms | — | — |"
+    assert lines[0].endswith("| runs dir full | `chaos.py recover` during the run |")
+    assert lines[2] == "| `a.kind` | — | — | — | — | ✗ | — | — |"
+    assert lines[3] == "| `b.kind` | ✓ 12 ms | ✓ 10.3 s | ✓ <1 ms | — | — | — | — |"
     assert "3 of 4 cells passed; the matrix took 201 s (+ 11 s to start the stacks) on a 2-core machine" in lines[5]
     assert lines[6] == "- ✗ `a.kind` / sigkill: still there"

@@ -1,9 +1,14 @@
-"""Command line of the reference stack: `python -m tradingstack up|down|status --dir DIR`."""
+"""Command line of the reference stack: `python -m tradingstack up|down|status|audit --dir DIR`.
+
+Exit 0: done (status: all healthy); 1: the stack could not be started, stopped or read, or is
+unhealthy; 2: bad arguments (an unknown --port name, a port outside 1-65535, --matchers < 1 …).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
 import time
@@ -15,7 +20,7 @@ from injectors.process import role_of
 from injectors.targets import ContainerTarget, ProcessTarget
 from tradingstack.audit import run_audit
 from tradingstack.launcher import (
-    StackError,
+    LaunchError,
     StackStartError,
     read_state,
     stack_status,
@@ -24,14 +29,32 @@ from tradingstack.launcher import (
     stop_stack,
 )
 from tradingstack.store import StoreError
-from tradingstack.topology import PROFILES
+from tradingstack.topology import PROFILES, port_names
+
+MAX_MATCHERS = 16
 
 
 def _port(text: str) -> tuple[str, int]:
     name, sep, port = text.partition("=")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected NAME=PORT (e.g. gateway=8080), got {text!r}")
+    if not sep or not name or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected NAME=PORT with a port 1-65535 (e.g. gateway=8080), got {text!r}")
     return name, int(port)
+
+
+def _matchers(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_MATCHERS:
+        raise argparse.ArgumentTypeError(f"expected a number of matching engines 1-{MAX_MATCHERS}, got {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds, more than 0 and at most 3600, got {text!r}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="start the stack detached and write DIR/state.json")
     up.add_argument("--dir", type=Path, required=True)
     up.add_argument("--profile", default="basic", choices=list(PROFILES), help="default: basic")
-    up.add_argument("--matchers", type=int, default=2)
+    up.add_argument("--matchers", type=_matchers, default=2, help=f"matching engines, 1-{MAX_MATCHERS} (default 2)")
     up.add_argument(
         "--port",
         type=_port,
@@ -49,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=PORT",
         help="fixed port for redis, zookeeper, gateway or matcher-N (default: a free port)",
     )
-    up.add_argument("--timeout", type=float, default=60.0, help="seconds for everything to become ready")
+    up.add_argument("--timeout", type=_seconds, default=60.0, help="seconds for everything to become ready")
     down = commands.add_parser("down", help="stop what DIR/state.json lists (logs are kept)")
     down.add_argument("--dir", type=Path, required=True)
     status = commands.add_parser("status", help="show every instance; exit 0 only if all are healthy")
@@ -61,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _up(args: argparse.Namespace) -> int:
+    known = port_names(args.profile, [f"matcher-{n}" for n in range(1, args.matchers + 1)])
+    unknown = sorted({name for name, _ in args.port} - set(known))
+    if unknown:
+        print(f"up refused: unknown --port name(s) {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
+        return 2
     started = time.monotonic()
     try:
         stack = start_stack(
@@ -76,8 +104,11 @@ def _up(args: argparse.Namespace) -> int:
             print(f"--- last lines of the {exc.component} log ---\n{exc.log_tail}", file=sys.stderr)
         print("everything started has been stopped again", file=sys.stderr)
         return 1
-    except StackError as exc:
+    except LaunchError as exc:
         print(f"up refused: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the stack directory cannot be created or written
+        print(f"up refused: {exc.filename or args.dir}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     elapsed = time.monotonic() - started
     print(f"reference stack up in {elapsed:.1f} s; state in {args.dir.resolve() / 'state.json'}")
@@ -105,7 +136,7 @@ def _down(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     try:
         rows = stack_status(args.dir)
-    except StackError as exc:
+    except LaunchError as exc:
         print(exc, file=sys.stderr)
         return 1
     healthy = all(row.healthy for row in rows)

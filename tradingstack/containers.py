@@ -186,7 +186,8 @@ def role(member: ContainerInstance, timeout_s: float = 1.0) -> str | None:
 def wait_leader(target: ContainerTarget, deadline: float) -> None:
     while True:
         roles = {m.name: role(m) for m in target.containers}
-        if list(roles.values()).count("leader") == 1:
+        values = list(roles.values())  # one leader, the others queued as followers (settled, as `status` wants)
+        if values.count("leader") == 1 and values.count("follower") == len(values) - 1:
             return
         if time.monotonic() > deadline:
             raise ContainerStackError(target.description or "containers", f"no single leader in time: {roles}")

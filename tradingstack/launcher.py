@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import shutil
@@ -15,8 +16,9 @@ from pathlib import Path
 
 from redis.exceptions import RedisError
 
+from injectors import http
 from injectors.errors import FaultStillPresentError
-from injectors.health import problem
+from injectors.health import UNSETTLED_ROLES, problem, role_problem
 from injectors.process import is_running, role_of, spawn, wait_exit
 from injectors.redis import RedisSet, redis_call
 from injectors.redis import address_of as redis_address_of
@@ -41,15 +43,15 @@ ZOOKEEPER_CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simpl
 JVM_OPTIONS = ("-Xms16m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
 
 
-class StackError(Exception):
-    """The stack could not be started or stopped as asked."""
+class LaunchError(Exception):
+    """The reference stack could not be started or stopped as asked (engine.errors.StackError is the engine's)."""
 
 
-class StackRunningError(StackError):
+class StackRunningError(LaunchError):
     """DIR already holds a stack with live processes."""
 
 
-class StackStartError(StackError):
+class StackStartError(LaunchError):
     """A component did not come up; carries its name and the tail of its log."""
 
     def __init__(self, component: str, reason: str, log_tail: str = "") -> None:
@@ -153,12 +155,14 @@ def _wait_sentinels(description: StackDescription, deadline: float) -> None:
 
 
 def _wait_leader(matchers: list[ProcessInstance], deadline: float) -> None:
+    """One leader, and every other engine queued as follower: `status` right after `up` is all healthy."""
     while True:
         roles = {m.name: role_of(m) for m in matchers}
-        if list(roles.values()).count("leader") == 1:
+        values = list(roles.values())
+        if values.count("leader") == 1 and values.count("follower") == len(values) - 1:
             return
         if time.monotonic() > deadline:
-            raise StackStartError("matcher", f"no single leader elected in time (roles: {roles})")
+            raise StackStartError("matcher", f"no single leader with the others following in time (roles: {roles})")
         time.sleep(0.05)
 
 
@@ -223,9 +227,9 @@ def _start_once(
 ) -> StackDescription:
     directory = Path(directory).resolve()
     if profile not in topology.PROFILES:
-        raise StackError(f"unknown profile {profile!r}; known: {', '.join(topology.PROFILES)}")
+        raise LaunchError(f"unknown profile {profile!r}; known: {', '.join(topology.PROFILES)}")
     if matchers < 1:
-        raise StackError("--matchers must be at least 1")
+        raise LaunchError("--matchers must be at least 1")
     directory.mkdir(parents=True, exist_ok=True)
     _refuse_if_running(directory)
     deadline = time.monotonic() + timeout_s
@@ -235,7 +239,7 @@ def _start_once(
     try:
         plan = topology.lay_out(directory, profile, matchers, ports or {}, session_timeout_s)
     except topology.TopologyError as exc:
-        raise StackError(str(exc)) from exc
+        raise LaunchError(str(exc)) from exc
     description = plan.description
     started: list[ProcessInstance] = []
 
@@ -329,7 +333,7 @@ def stack_status(directory: Path) -> list[InstanceStatus]:
     """Running, healthy and role of every instance in DIR/state.json (health checks in parallel)."""
     state = read_state(Path(directory).resolve())
     if state is None:
-        raise StackError(f"no {STATE_FILE} in {directory}: is the stack up?")
+        raise LaunchError(f"no {STATE_FILE} in {directory}: is the stack up?")
     rows = [(t, i) for t, target in _process_targets(state).items() for i in target.instances]
 
     def check(row: tuple[str, ProcessInstance]) -> InstanceStatus:
@@ -337,6 +341,8 @@ def stack_status(directory: Path) -> list[InstanceStatus]:
         running = is_running(instance)
         reason = "not running" if not running else problem(instance.health) if instance.health else None
         role = _role(target, instance) if running else None
+        if running and reason is None and instance.role_url is not None:
+            reason = _unsettled(instance.role_url, role)
         return InstanceStatus(target, instance.name, instance.pid, running, reason is None, role, reason)
 
     with ThreadPoolExecutor(max_workers=max(1, len(rows))) as pool:
@@ -344,10 +350,25 @@ def stack_status(directory: Path) -> list[InstanceStatus]:
 
 
 def _container_status(state: StackDescription) -> list[InstanceStatus]:
-    return [
-        InstanceStatus(target, name, pid, running, running and reason is None, role, reason)
-        for target, name, pid, running, reason, role in containers.status_rows(state)
-    ]
+    rows = []
+    for target, name, pid, running, reason, role in containers.status_rows(state):
+        if running and reason is None and role in UNSETTLED_ROLES:
+            reason = f"role {role}: not settled in the election (neither leader nor follower)"
+        rows.append(InstanceStatus(target, name, pid, running, running and reason is None, role, reason))
+    return rows
+
+
+def _unsettled(role_url: str, role: str | None) -> str | None:
+    """Why a service's role is not a settled one (a candidate, or no answer), with how long if it says; else None."""
+    reason = role_problem(role)
+    if reason is None:
+        return None
+    try:
+        status, body = http.get(role_url, 1.0)
+        held = json.loads(body).get("role_for_s") if status == 200 else None
+    except (OSError, ValueError, AttributeError):
+        held = None
+    return f"{reason} (for {float(held):.1f} s)" if isinstance(held, int | float) else reason
 
 
 def _role(target: str, instance: ProcessInstance) -> str | None:

@@ -53,6 +53,11 @@ MAX_BATCH = 500
 MAX_REMEMBERED_CLIENT_IDS = 200_000
 # --unsafe-ack: orders are acknowledged at once and written this often (write-behind). Deliberately lossy.
 UNSAFE_WRITE_BEHIND_S = 0.5
+# Leader and follower are the settled roles. A matcher is a candidate for a moment between election
+# rounds or while it takes over; one that stays candidate longer than this is not in the election
+# (e.g. it cannot queue in ZooKeeper) and its health says so (503), though both of its links are fine.
+CANDIDATE_GRACE_S = 2.0
+SETTLED_ROLES = ("leader", "follower")
 
 
 class NotLeaderError(Exception):
@@ -91,6 +96,7 @@ class MatchingEngine:
         self.session = session
         self.redis = RedisWatch(store)
         self.role = "candidate"
+        self.role_since = time.monotonic()
         self.epoch = 0
         self.stopping = False
         self._books: dict[str, OrderBook] = {}
@@ -140,7 +146,21 @@ class MatchingEngine:
     def _set_role(self, role: str) -> None:
         if role != self.role:
             log.info("role %s -> %s (epoch %d)", self.role, role, self.epoch)
-        self.role = role
+            self.role, self.role_since = role, time.monotonic()
+
+    def role_for_s(self) -> float:
+        """Seconds since the role last changed."""
+        return time.monotonic() - self.role_since
+
+    def problem(self) -> str | None:
+        """Why this matcher is not healthy (ZooKeeper, Redis, or not settled in the election), else None."""
+        if not self.session.connected:
+            return f"zookeeper {self.session.state}"
+        if not self.redis.ok:
+            return self.redis.reason
+        if self.role not in SETTLED_ROLES and self.role_for_s() > CANDIDATE_GRACE_S:
+            return f"{self.role} for {self.role_for_s():.1f} s: not in the election (neither leader nor follower)"
+        return None
 
     def _on_session(self, state: str) -> None:
         # Runs on kazoo's thread. SUSPENDED only pauses order intake (see `accepting`); a LOST
@@ -357,14 +377,19 @@ def build_app(engine: MatchingEngine) -> web.Application:
 
     async def status(request: web.Request) -> web.Response:
         return web.json_response(
-            {"name": engine.name, "role": engine.role, "epoch": engine.epoch, "accepting": engine.accepting}
+            {
+                "name": engine.name,
+                "role": engine.role,
+                "role_for_s": round(engine.role_for_s(), 3),
+                "epoch": engine.epoch,
+                "accepting": engine.accepting,
+            }
         )
 
     async def health(request: web.Request) -> web.Response:
-        reason = None if engine.session.connected else f"zookeeper {engine.session.state}"
-        reason = reason or (None if engine.redis.ok else engine.redis.reason)
+        reason = engine.problem()
         if reason is not None:
-            return web.json_response({"status": "degraded", "reason": reason}, status=503)
+            return web.json_response({"status": "degraded", "reason": reason, "role": engine.role}, status=503)
         return web.json_response({"status": "ok", "role": engine.role})
 
     app = web.Application()

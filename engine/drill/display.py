@@ -12,6 +12,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from engine.console import printable
+
 State = dict[str, Any]
 _STYLE = {"done": "green", "late": "yellow", "missed": "red", "skipped": "dim", "pending": ""}
 
@@ -38,7 +40,7 @@ class RunbookView:
         elapsed = now - state["started_at"]
         head = Text.assemble(
             ("DRILL ", "bold"),
-            (state["title"], "bold cyan"),
+            (printable(state["title"]), "bold cyan"),
             f"  [{state['drill_run_id']}]  +{elapsed:.0f}s\n",
             ("phase: ", "bold"),
             state["phase"],
@@ -57,9 +59,9 @@ class RunbookView:
             marker = "▶" if i == current else str(i + 1)
             table.add_row(
                 marker,
-                step["id"],
-                step["title"],
-                step["how"],
+                Text(printable(step["id"])),  # Text, not str: a title is never read as rich markup
+                Text(printable(step["title"])),
+                Text(printable(step["how"])),
                 Text(
                     status.upper() if status != "pending" else ("due" if step["due_at"] else "waiting"), _STYLE[status]
                 ),
@@ -86,7 +88,7 @@ class DrillConsole:
 
     def say(self, lines: list[str]) -> None:
         for line in lines:
-            text = f"[drill {time.time() - self.started_at:+7.1f}s] {line}"
+            text = f"[drill {time.time() - self.started_at:+7.1f}s] {printable(line)}"
             if self.console is not None:
                 self.console.print(text, markup=False, highlight=False)
             else:

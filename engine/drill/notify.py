@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from engine.drill.model import WebhookTarget, redact_url
 from engine.drill.record import DrillRecord
+from injectors.http import split_credentials
 
 USER_AGENT = "chaos-drill/1"
 
@@ -55,10 +56,11 @@ def deliver(target: WebhookTarget, body: dict[str, Any]) -> dict[str, Any]:
     """POST `body` as JSON to one webhook; returns what happened (never raises)."""
     started = time.monotonic()
     result: dict[str, Any] = {"event": body["event"], "target": redact_url(target.webhook), "t": time.time()}
+    url, auth = split_credentials(target.webhook)  # user:pw@ in the URL is sent as a header, never in the URL
     request = urllib.request.Request(  # noqa: S310 (the scheme is validated: http or https only)
-        target.webhook,
+        url,
         data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
+        headers={"Content-Type": "application/json", "User-Agent": USER_AGENT, **auth},
         method="POST",
     )
     try:

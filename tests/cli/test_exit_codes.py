@@ -74,7 +74,10 @@ def write_experiment(
     host: str = "web",
     select: str = "{role: leader}",
     extra: str = "",
+    load: str = "11s",
 ) -> Path:
+    """The test experiment: `load` long (11 s: baseline, a 2 s fault at `at`, and a recovery window that still
+    holds probe samples when a restart is slow on a loaded machine)."""
     tmp = world["tmp"]
     assert isinstance(tmp, Path)
     web = world["web"]
@@ -92,7 +95,7 @@ def write_experiment(
 version: 1
 title: CLI exit code test
 stack: {{file: stack.json}}
-load: {{locustfile: {HERE / "web_locustfile.py"}, users: 4, spawn_rate: 4, duration: 9s, warmup: 2s, host: {host}}}
+load: {{locustfile: {HERE / "web_locustfile.py"}, users: 4, spawn_rate: 4, duration: {load}, warmup: 2s, host: {host}}}
 steady_state:
 {steady}
 method:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -16,6 +15,7 @@ import pytest
 
 from engine.errors import ExitCode
 from engine.journal import load_journal
+from engine.locks import SystemLock, identities
 from engine.undo import LEDGER_FILE, UndoLedger
 from injectors.process import is_running
 from injectors.targets import ProcessInstance, ProcessTarget, StackDescription
@@ -38,6 +38,22 @@ def wait_injected(journal_dir: Path, timeout_s: float = 30) -> None:
     raise AssertionError("the fault was not injected in time")
 
 
+def loads_of(runs: Path) -> list[int]:
+    """Live Locust processes whose metrics go to a run under `runs` (read from their environment)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if f"CHAOS_METRICS_FILE={runs}".encode() in environ and state not in ("Z", "X"):
+            found.append(int(entry))
+    return found
+
+
 def test_a_killed_runner_leaves_its_fault_pending_and_recover_undoes_it(
     world: dict[str, object], tmp_path: Path
 ) -> None:
@@ -58,6 +74,11 @@ def test_a_killed_runner_leaves_its_fault_pending_and_recover_undoes_it(
     assert isinstance(svc, list)
     leader: ProcessInstance = svc[0]
     assert not is_running(leader), "the killed runner's fault (the leader killed) is still in place"
+    # Its load does not outlive it: the kernel tells Locust its parent died.
+    deadline = time.monotonic() + 3  # well before its own --run-time would end it
+    while (left := loads_of(runs)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, f"Locust outlived the SIGKILLed runner: pids {left}"
     (pending,) = UndoLedger(runs / LEDGER_FILE).pending()
     assert (pending.kind, pending.index, [t.id for t in pending.plan.targets]) == ("process.kill", 1, ["svc-1"])
 
@@ -79,17 +100,14 @@ def test_a_killed_runner_leaves_its_fault_pending_and_recover_undoes_it(
         os.kill(restarted, signal.SIGKILL)
 
 
-def test_one_drill_per_stack_at_a_time(world: dict[str, object], tmp_path: Path) -> None:
+def test_one_drill_per_system_at_a_time(world: dict[str, object], tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     experiment = write_experiment(world, steady=OK_STEADY)
-    lock = tmp_path / "stack.json.lock"
-    with lock.open("a+") as held:
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a run in progress holds it
-        held.write("run 20261125T000000Z-other (pid 1)\n")
-        held.flush()
+    system = StackDescription.model_validate_json((tmp_path / "stack.json").read_text())
+    with SystemLock(identities(system), "run 20261125T000000Z-other (pid 1)"):  # as a run in progress holds it
         refused = chaos("run", str(experiment), "--runs-dir", str(runs))
     assert refused.returncode == ExitCode.CANNOT_RUN
-    assert "run 20261125T000000Z-other (pid 1) is drilling this stack" in refused.stderr
+    assert "run 20261125T000000Z-other (pid 1) is drilling this system now" in refused.stderr
     svc = world["svc"]
     assert isinstance(svc, list) and all(is_running(i) for i in svc)  # nothing was injected
 

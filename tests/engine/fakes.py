@@ -6,6 +6,7 @@ import math
 import os
 import signal
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -247,12 +248,17 @@ def run_fake(
     world: World | None = None,
     bus: EventBus | None = None,
     undo_ledger: Path | None = None,
+    stack: LiveStack | None = None,
+    prepare: Callable[[Runner], None] | None = None,
 ) -> tuple[Journal, World]:
+    """Run a fake experiment; `prepare` may adjust the runner (e.g. its journal writer) before it executes."""
     clock = world.clock if world else FakeClock()
     world = world or World(clock)
     FakeInjector.world = world
     plan = make_plan(tmp_path, method_yaml, extra, steady)
     load = FakeLoad(world, plan.experiment.load.duration)
     settings = RunSettings(run_id="test-run", run_dir=tmp_path / "run", seed=7, undo_ledger=undo_ledger)
-    runner = Runner(plan, fake_stack(), load, settings, bus=bus, clock=clock)
+    runner = Runner(plan, stack or fake_stack(), load, settings, bus=bus, clock=clock)
+    if prepare is not None:
+        prepare(runner)
     return runner.execute(), world

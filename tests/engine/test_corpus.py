@@ -32,6 +32,15 @@ from engine.api import describe
 from engine.errors import ExitCode, InvalidInputError
 from engine.loader import MAX_FILE_BYTES
 from engine.plan import load_plan
+from tests.cli.odd_paths import (
+    make_dangling_link,
+    make_fifo,
+    make_huge,
+    make_looping_link,
+    make_proc_mem,
+    make_socket,
+    unreadable,
+)
 from tests.helpers import ROOT, chaos
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
@@ -173,20 +182,30 @@ def _missing(tmp_path: Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def _unreadable(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() == 0:
-        pytest.skip("running as root: chmod 000 does not stop root from reading (a directory case covers unreadable)")
-    path = tmp_path / "secret.yaml"
-    path.write_text("version: 1\n")
-    path.chmod(0)
+    # chmod 000 does not stop root; as root a write-only sysfs attribute is unreadable (EACCES) instead.
+    path = unreadable(tmp_path)
+    if path is None:
+        pytest.skip("running as root and no write-only sysfs attribute here: nothing root cannot read")
     try:
         yield path
     finally:
-        path.chmod(0o600)
+        if path.is_relative_to(tmp_path):
+            path.chmod(0o600)
+
+
+def _made(make: Callable[[Path], Path | None]) -> CaseFactory:
+    @contextlib.contextmanager
+    def factory(tmp_path: Path) -> Iterator[Path]:
+        path = make(tmp_path)
+        assert path is not None
+        yield path
+
+    return factory
 
 
 @contextlib.contextmanager
 def _stream_over_the_limit(tmp_path: Path) -> Iterator[Path]:
-    """A FIFO (what `validate <(generate)` passes) carrying more than MAX_FILE_BYTES of YAML comments."""
+    """A FIFO (what `validate <(generate)` passes) with a writer: refused unread, never waited on."""
     fifo = tmp_path / "stream.yaml"
     os.mkfifo(fifo)
     data = b"# padding line\n" * (MAX_FILE_BYTES // 15 + 1000)
@@ -242,15 +261,14 @@ RUNTIME_CASES = [
         _file("huge.yaml", _TEMPLATE + b"# " + b"x" * MAX_FILE_BYTES + b"\n"),
         Expected(None, None, f"bytes; the limit is {MAX_FILE_BYTES:,}"),
     ),
-    RuntimeCase(
-        "stream-over-the-size-limit",
-        _stream_over_the_limit,
-        Expected(
-            None,
-            None,
-            f"the limit is {MAX_FILE_BYTES:,}",
-        ),
-    ),
+    RuntimeCase("fifo-with-a-writer", _stream_over_the_limit, Expected(None, None, "is a FIFO (named pipe)")),
+    RuntimeCase("fifo-without-a-writer", _made(make_fifo), Expected(None, None, "is a FIFO (named pipe)")),
+    RuntimeCase("character-device", _made(lambda tmp: Path("/dev/zero")), Expected(None, None, "character device")),
+    RuntimeCase("socket", _made(make_socket), Expected(None, None, "is a socket, expected a YAML file")),
+    RuntimeCase("dangling-link", _made(make_dangling_link), Expected(None, None, "is a dangling symbolic link")),
+    RuntimeCase("looping-link", _made(make_looping_link), Expected(None, None, "is a symbolic link loop")),
+    RuntimeCase("sparse-huge-file", _made(make_huge), Expected(None, None, f"the limit is {MAX_FILE_BYTES:,}")),
+    RuntimeCase("read-error", _made(make_proc_mem), Expected(None, None, "cannot read: Input/output error")),
     RuntimeCase("directory", _directory, Expected(None, None, "is a directory, expected a YAML file")),
     RuntimeCase("missing-file", _missing, Expected(None, None, "no such file")),
     RuntimeCase("unreadable-file", _unreadable, Expected(None, None, "permission denied")),

@@ -8,13 +8,14 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
 
-from injectors.health import problem, split_hostport, wait_healthy
+from injectors.health import problem, role_problem, split_hostport, wait_healthy, wait_stable
 from injectors.targets import HttpHealth, RedisHealth, TcpHealth, ZooKeeperHealth
 from tests.helpers import free_port
 
@@ -114,3 +115,34 @@ def test_zookeeper_srvr_mode(tmp_path: Path) -> None:
     with process(argv, tmp_path / "zk.log"):
         wait_healthy(check, 30)
         assert problem(check) is None
+
+
+def looks(*answers: tuple[str | None, str | None]) -> Callable[[], tuple[str | None, str | None]]:
+    """An `observe` for wait_stable that gives `answers` in turn, then repeats the last one."""
+    queue = list(answers)
+    return lambda: queue.pop(0) if len(queue) > 1 else queue[0]
+
+
+def test_wait_stable_needs_the_same_good_state_for_the_whole_window() -> None:
+    # One good look, a bad one, a role change: each restarts the window; then the state holds.
+    observe = looks((None, "follower"), ("503", None), (None, "candidate"), (None, "follower"))
+    started = time.monotonic()
+    state, waited = wait_stable(observe, timeout_s=5, window_s=0.3, poll_s=0.05, looks=3)
+    assert state == "follower" and waited >= 0.3 + 3 * 0.05
+    assert time.monotonic() - started < 2
+
+
+def test_wait_stable_gives_up_at_its_bound_with_the_last_reason() -> None:
+    with pytest.raises(TimeoutError, match=r"not stable for 0\.2s within 0\.5s: GET .* answered 503"):
+        wait_stable(looks((None, "follower"), ("GET /health answered 503", None)), 0.5, window_s=0.2, poll_s=0.05)
+    flapping = iter(["leader", "follower"] * 100)
+    with pytest.raises(TimeoutError, match="changed from"):
+        wait_stable(lambda: (None, next(flapping)), 0.5, window_s=0.2, poll_s=0.05)
+
+
+@pytest.mark.parametrize(
+    ("role", "settled"),
+    [("leader", True), ("follower", True), ("primary", True), ("candidate", False), ("looking", False), (None, False)],
+)
+def test_only_leader_and_follower_are_settled_election_roles(role: str | None, settled: bool) -> None:
+    assert (role_problem(role) is None) is settled

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,9 +17,9 @@ import pytest
 from engine.context import EngineContext
 from engine.events import EventBus
 from engine.stack import LiveStack
-from injectors.base import FaultPlan, TargetRef
+from injectors.base import FaultPlan, TargetRef, TargetResult
 from injectors.errors import FaultStillPresentError, InjectionError
-from injectors.health import problem, wait_healthy
+from injectors.health import STABLE_WINDOW_S, problem, role_at, wait_healthy
 from injectors.process import (
     ProcessKillInjector,
     ProcessKillSpec,
@@ -196,3 +197,107 @@ def test_restart_that_dies_at_once_fails_the_rollback(tmp_path: Path) -> None:
     assert not result.ok and "exited right after restart" in (result.error or "")
     (verify,) = injector.verify_gone(plan, ctx)
     assert not verify.ok and "not running" in (verify.error or "")
+
+
+FLIP_SVC = Path(__file__).with_name("flip_svc.py")
+# What a resumed matching engine whose ZooKeeper session expired does: one or two 200s at once (it has
+# not noticed yet), then 503 while it reconnects, then back. The counts make the transient exact:
+# the rollback's health wait takes the first 200, a single-look verification the second.
+TRANSIENT_200 = {"health": 200, "role": "follower", "answers": 2}
+
+
+@contextlib.contextmanager
+def flipping(tmp_path: Path, *phases: dict[str, object]) -> Iterator[LiveStack]:
+    """A one-instance stack of tests/injectors/flip_svc.py playing `phases` (from its start and after SIGCONT)."""
+    port = free_port()
+    inst = ProcessInstance(
+        name="flip-1",
+        argv=[sys.executable, str(FLIP_SVC), str(port), json.dumps(list(phases))],
+        log=str(tmp_path / "flip-1.log"),
+        health=HttpHealth(http=f"http://127.0.0.1:{port}/health"),
+        role_url=f"http://127.0.0.1:{port}/status",
+    )
+    live = LiveStack(StackDescription(name="flip", targets={"svc": ProcessTarget(instances=[spawn(inst)])}), None)
+    try:
+        yield live
+    finally:
+        for running in processes(live):
+            if running.pid is not None and is_running(running):
+                os.kill(running.pid, signal.SIGCONT)
+                os.kill(running.pid, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(running.pid, 0)
+
+
+def wait_answers(stack: LiveStack, timeout_s: float = 10.0) -> None:
+    """Until the flip service serves (any status): it starts in well under a second, even on a loaded machine."""
+    (inst,) = processes(stack)
+    assert inst.role_url is not None
+    deadline = time.monotonic() + timeout_s
+    while role_at(inst.role_url) is None:
+        assert time.monotonic() < deadline, f"flip service did not answer within {timeout_s}s"
+        time.sleep(0.05)
+
+
+def paused_and_resumed(stack: LiveStack, timeout_s: float) -> tuple[TargetResult, float]:
+    """process.pause of the flip service, rolled back, then verified: (the verification, seconds it took)."""
+    ctx = ctx_for(stack)
+    injector = ProcessPauseInjector(ProcessPauseSpec(ready_timeout_s=timeout_s))
+    plan = plan_for(injector, stack, Selection(name="flip-1"))
+    assert all(r.ok for r in injector.inject(plan, ctx))
+    assert all(r.ok for r in injector.rollback(plan, ctx))  # SIGCONT: the service plays its script again
+    started = time.monotonic()
+    (verified,) = injector.verify_gone(plan, ctx)
+    return verified, time.monotonic() - started
+
+
+@pytest.mark.slow
+def test_a_transient_200_then_503_after_resume_does_not_verify(tmp_path: Path) -> None:
+    with flipping(tmp_path, TRANSIENT_200, {"health": 503, "role": "follower"}) as stack:
+        wait_answers(stack)
+        verified, took = paused_and_resumed(stack, timeout_s=3.0)
+    # One look saw 200; the next ones 503 until the bound: the fault is not verified gone.
+    assert not verified.ok and "answered 503" in (verified.error or ""), verified
+    assert took >= 3.0
+
+
+@pytest.mark.slow
+def test_verification_waits_until_health_and_role_have_been_stable_for_the_window(tmp_path: Path) -> None:
+    with flipping(
+        tmp_path, TRANSIENT_200, {"health": 503, "role": "candidate", "for_s": 1.0}, {"health": 200, "role": "follower"}
+    ) as stack:
+        wait_answers(stack)
+        verified, took = paused_and_resumed(stack, timeout_s=15.0)
+    assert verified.ok, verified.error
+    # Not before the 503s ended (1 s after the resume) and the answers then held for the window.
+    assert took >= 1.0 + STABLE_WINDOW_S, took
+    assert verified.detail.get("role") == "follower"
+
+
+@pytest.mark.slow
+def test_a_healthy_but_stuck_candidate_does_not_verify(tmp_path: Path) -> None:
+    with flipping(tmp_path, {"health": 200, "role": "candidate"}) as stack:
+        wait_answers(stack)
+        verified, _ = paused_and_resumed(stack, timeout_s=2.5)
+    assert not verified.ok and "role candidate" in (verified.error or ""), verified
+
+
+@pytest.mark.slow
+def test_a_restart_verifies_only_once_the_role_settled(tmp_path: Path) -> None:
+    # From its start: healthy at once but "candidate" for 1.5 s, then follower (an engine joining the election).
+    with flipping(
+        tmp_path, {"health": 200, "role": "candidate", "for_s": 1.5}, {"health": 200, "role": "follower"}
+    ) as stack:
+        wait_answers(stack)
+        ctx = ctx_for(stack)
+        injector = ProcessKillInjector(ProcessKillSpec(ready_timeout_s=15.0))
+        plan = plan_for(injector, stack, Selection(name="flip-1"))
+        assert all(r.ok for r in injector.inject(plan, ctx))
+        (undone,) = injector.rollback(plan, ctx)
+        assert undone.ok and undone.detail["restarted"] is True, undone.error
+        restarted = time.monotonic()
+        (verified,) = injector.verify_gone(plan, ctx)
+        took = time.monotonic() - restarted
+    assert verified.ok, verified.error
+    assert took >= 1.0, f"verified {took:.3f}s after the restart, while the role was still candidate"
+    assert verified.detail.get("role") == "follower"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,6 +104,49 @@ def test_kill_primary_measures_the_promotion_and_the_old_primary_rejoins_as_repl
     assert verified.ok, verified.error
     assert verified.detail["primary"] == new_primary and role(ref.detail["address"]) == "slave"
     print(f"\nkill_primary: promoted after {promoted}s, settled {verified.detail['settled_after_s']}s after restart")
+
+
+def doubting_sentinels(stack: LiveStack) -> list[str]:
+    """Sentinels that still hold a peer's "master is down" answer (the flag `master_down` on that peer)."""
+    rs = redis_set(stack)
+    doubting = []
+    for sentinel in rs.sentinels:
+        for peer in redis_call(sentinel, "SENTINEL", "SENTINELS", rs.master):
+            flags = dict(zip(peer[::2], peer[1::2], strict=False)) if isinstance(peer, list) else peer
+            if "master_down" in str(flags.get("flags", "")).split(","):
+                doubting.append(sentinel)
+    return doubting
+
+
+def test_the_old_primary_rejoins_only_after_the_sentinels_dropped_the_failovers_down_answers(
+    stack: LiveStack,
+) -> None:
+    """The flake's cause: Sentinel keeps its peers' "master is down" answers of a failover for 5 s and counts
+    them for the new primary, so in that window one Sentinel's late PONG (down-after 1,000 ms) is a quorum
+    at once — and a second failover promotes the old primary back if it has rejoined as a replica. So the
+    old primary must not be back in that window."""
+    injector = RedisKillPrimaryInjector(RedisKillPrimarySpec())
+    ctx, plan, ref = on_primary(injector, stack)
+    assert all(r.ok for r in injector.inject(plan, ctx))
+    new_primary = wait_promoted_from(stack, ref.id)
+    seen: list[list[str]] = []
+
+    def first_answer() -> None:  # the moment the old primary answers again: what do the Sentinels hold?
+        deadline = time.monotonic() + 60
+        while not seen and time.monotonic() < deadline:
+            if not fails(ref.detail["address"], "PING", timeout_s=0.2):
+                seen.append(doubting_sentinels(stack))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=first_answer, daemon=True)
+    watcher.start()
+    (undone,) = injector.rollback(plan, ctx)
+    watcher.join(timeout=60)
+    assert undone.ok, undone.error
+    assert seen == [[]], f"the old primary was back while Sentinels still counted 'down' answers: {seen}"
+    (verified,) = injector.verify_gone(plan, ctx)
+    assert verified.ok, verified.error
+    assert verified.detail["primary"] == new_primary and role(ref.detail["address"]) == "slave"
 
 
 def test_freeze_primary_is_failed_over_and_demoted_when_resumed(stack: LiveStack) -> None:

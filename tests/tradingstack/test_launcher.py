@@ -1,8 +1,11 @@
-"""The deployment tool's failure paths: a component that cannot start, bad arguments."""
+"""The deployment tool's failure paths (a component that cannot start, bad arguments) and its `status` rules."""
 
 from __future__ import annotations
 
+import functools
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -10,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from injectors.targets import ProcessTarget
-from tests.helpers import require_programs
+from injectors.health import problem
+from injectors.process import is_running, spawn
+from injectors.targets import HttpHealth, ProcessInstance, ProcessTarget, StackDescription
+from tests.helpers import require_programs, wait_ready
 from tradingstack import topology
-from tradingstack.launcher import REPO_ROOT, StackError, start_stack, stop_stack
+from tradingstack.launcher import REPO_ROOT, LaunchError, stack_status, start_stack, stop_stack, write_state
 from tradingstack.topology import LOWEST_PORT, ephemeral_range, free_ports
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
@@ -67,7 +72,7 @@ def test_a_component_that_cannot_start_is_named_and_everything_else_stopped(tmp_
 def test_bad_arguments_are_refused_before_anything_starts(
     tmp_path: Path, kwargs: dict[str, object], message: str
 ) -> None:
-    with pytest.raises(StackError, match=message):
+    with pytest.raises(LaunchError, match=message):
         start_stack(tmp_path, **kwargs)  # type: ignore[arg-type]
     assert not (tmp_path / "logs").exists()
 
@@ -107,3 +112,37 @@ def test_a_port_taken_between_choosing_and_binding_is_chosen_again(
             stop_stack(tmp_path / "stack")
     assert len(calls) > 2  # laid out twice (each lay-out asks for service and link ports)
     assert "Address already in use" in (tmp_path / "stack" / "logs" / "redis.log").read_text()
+
+
+def test_status_shows_a_candidate_that_answers_200_as_unhealthy_with_the_reason(tmp_path: Path) -> None:
+    """A service healthy by its own health check but not settled in its election is not healthy in `status`."""
+    flip = Path(__file__).parents[1] / "injectors" / "flip_svc.py"
+    instances = []
+    for name, role in (("matcher-1", "leader"), ("matcher-2", "candidate")):
+        port = free_ports(1)[0]
+        script = json.dumps([{"health": 200, "role": role}])
+        instances.append(
+            spawn(
+                ProcessInstance(
+                    name=name,
+                    argv=[sys.executable, str(flip), str(port), script],
+                    log=str(tmp_path / f"{name}.log"),
+                    health=HttpHealth(http=f"http://127.0.0.1:{port}/health"),
+                    role_url=f"http://127.0.0.1:{port}/status",
+                )
+            )
+        )
+    write_state(tmp_path, StackDescription(name="t", targets={"matcher": ProcessTarget(instances=instances)}))
+    try:
+        for inst in instances:
+            assert inst.health is not None
+            wait_ready(inst.name, functools.partial(problem, inst.health), alive=functools.partial(is_running, inst))
+        rows = {row.instance: row for row in stack_status(tmp_path)}
+        assert rows["matcher-1"].healthy and rows["matcher-1"].role == "leader"
+        stuck = rows["matcher-2"]
+        assert not stuck.healthy and stuck.role == "candidate" and "role candidate" in (stuck.problem or "")
+    finally:
+        for inst in instances:
+            assert inst.pid is not None
+            os.kill(inst.pid, signal.SIGKILL)
+            os.waitpid(inst.pid, 0)

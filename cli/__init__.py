@@ -1,0 +1,1 @@
+"""The command line behind chaos.py: typed argument validators and the last-resort error mapping."""
