@@ -36,10 +36,12 @@ from engine.errors import ChaosError, ExitCode, InvalidInputError, Problem
 from engine.files import LIMITS, check_sqlite, read_bytes
 from engine.guards import GuardOptions, Override
 from engine.journal import load_journal
-from engine.plan import load_plan
+from engine.plan import Plan, load_plan
 from engine.schema import experiment_schema, reference_markdown
 from engine.stack import default_stack_dir
 from engine.undo import LEDGER_FILE
+from importers.ctk import is_ctk_document, load_ctk_plan
+from importers.ctk_cli import import_command, options_from_args
 from reports import write_all
 from reports.management import write_management_report
 from reports.pdf import print_pdf
@@ -78,7 +80,8 @@ def cmd_validate(files: Sequence[Path]) -> int:
                 for line in describe_drill(drill):
                     print(f"  {line}")
                 continue
-            plan = load_plan(path)
+            # A Chaos Toolkit experiment validates as its conversion (default choices; see `import ctk`).
+            plan = load_ctk_plan(path)[0] if is_ctk_document(path) else load_plan(path)
         except InvalidInputError as exc:
             code = _problems(exc)
             continue
@@ -153,9 +156,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         recover=args.recover,
         guards=_guard_options(args),
     )
+    plan: Plan | None = None
+    conversion: list[str] = []
+    if is_ctk_document(args.file):  # a Chaos Toolkit experiment: converted in memory, nothing written
+        plan, conversion = load_ctk_plan(args.file, options_from_args(args))
+        print(f"{args.file}: a Chaos Toolkit experiment, converted ({len(conversion)} note(s); see the journal)")
     if args.dry_run:
         print(f"{args.file}: dry run — nothing will be started or injected")
-        code, lines = dry_run(args.file, options)
+        for line in conversion:
+            print(printable(f"  {line}"))
+        code, lines = dry_run(args.file, options, plan)
         for line in lines:
             print(f"  {line}")
         return code
@@ -163,7 +173,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # so a reference stack started for this run is always stopped again.
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_keyboard_interrupt)
-    outcome = run_experiment(args.file, options)
+    outcome = run_experiment(args.file, options, plan=plan, conversion=conversion)
     try:
         written = write_all(outcome.journal, outcome.run_dir)
     except OSError as exc:  # the run is over and rolled back: say what is known, and that the record is not
@@ -321,6 +331,8 @@ def _main(argv: list[str]) -> int:
             return cmd_proxy(args)
         if args.command == "drill":
             return cmd_drill(args)
+        if args.command == "import":
+            return import_command(args)
     except InvalidInputError as exc:
         return _problems(exc)
     except ChaosError as exc:

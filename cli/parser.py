@@ -9,6 +9,7 @@ from pathlib import Path
 from cli import args as types
 from engine.errors import ExitCode
 from engine.model import REFERENCE_PROFILES
+from importers.ctk_cli import add_conversion_arguments, add_import_parser
 
 EXIT_CODES = "exit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in ExitCode.TABLE)
 
@@ -51,7 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("file", type=types.path, metavar="FILE", help="the experiment file (YAML)")
+    p.add_argument(
+        "file",
+        type=types.path,
+        metavar="FILE",
+        help="the experiment file (YAML), or a Chaos Toolkit experiment (JSON/YAML)",
+    )
     p.add_argument(
         "--stack-up",
         action="store_true",
@@ -90,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="first undo faults an earlier, killed run left pending (else such a run refuses to start)",
     )
     _add_guard_overrides(p)
+    add_conversion_arguments(p)  # for a Chaos Toolkit file, converted in memory (docs/chaos-toolkit.md)
 
     p = sub.add_parser(
         "recover",
@@ -164,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         "zookeeper-1..3)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable status")
+    add_import_parser(sub)
     _drill_parser(sub)
     return parser
 

@@ -9,14 +9,14 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.console import ConsoleProgress
 from engine.durations import format_duration
 from engine.errors import ChaosError, ExitCode, GuardRefusedError, PendingFaultsError, PreflightError, StackError
-from engine.events import EventBus
+from engine.events import EventBus, Noted
 from engine.guards import GuardOptions, check_start
 from engine.journal import Journal, LoadRecord
 from engine.load import Distribution, LocustLoad
@@ -179,10 +179,20 @@ def _remove_if_empty(directory: Path) -> None:
         directory.rmdir()
 
 
-def run_experiment(path: Path, options: RunOptions, bus: EventBus | None = None) -> RunOutcome:
+def run_experiment(
+    path: Path,
+    options: RunOptions,
+    bus: EventBus | None = None,
+    plan: Plan | None = None,
+    conversion: Sequence[str] = (),
+) -> RunOutcome:
     """Validate and run an experiment file. InvalidInputError (nothing started) and StackError escape;
-    everything after the load starts ends up in the journal's verdict instead."""
-    plan = load_plan(path)
+    everything after the load starts ends up in the journal's verdict instead.
+
+    `plan` is an experiment already loaded another way (a converted Chaos Toolkit file); `conversion`,
+    the conversion's report, is journaled as the run's first note.
+    """
+    plan = plan or load_plan(path)
     ledger = UndoLedger.in_runs_dir(options.runs_dir)
     _settle_ledger(ledger, options)
     bus = bus or EventBus()
@@ -210,6 +220,13 @@ def run_experiment(path: Path, options: RunOptions, bus: EventBus | None = None)
                     guard_options=options.guards,
                 )
                 runner = Runner(plan, stack, load, settings, bus)
+                if conversion:
+                    bus.emit(
+                        Noted(
+                            text=f"converted from {path} in memory: {len(conversion)} conversion note(s)",
+                            details={"conversion": list(conversion)},
+                        )
+                    )
                 journal = runner.execute()
     except ChaosError:
         _remove_if_empty(run_dir)
@@ -217,10 +234,10 @@ def run_experiment(path: Path, options: RunOptions, bus: EventBus | None = None)
     return RunOutcome(journal, run_dir, run_dir / "journal.json", record_error=runner.writer.failure)
 
 
-def dry_run(path: Path, options: RunOptions) -> tuple[int, list[str]]:
+def dry_run(path: Path, options: RunOptions, plan: Plan | None = None) -> tuple[int, list[str]]:
     """`chaos.py run --dry-run`: validate, judge the guards, resolve the targets and run the preflight against
     the live stack, and describe the timeline — starting and injecting nothing. Returns (exit code, lines)."""
-    plan = load_plan(path)
+    plan = plan or load_plan(path)
     lines = describe(plan)
     if options.stack_up and plan.experiment.stack.reference is not None:
         lines.append("stack: a fresh reference stack would be started for the run; targets are resolved then")
