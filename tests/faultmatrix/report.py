@@ -1,9 +1,10 @@
-"""Print the fault matrix (tests/test_fault_matrix.py's results) as the Markdown table of docs/reliability.md.
+"""Print the fault matrix (tests/faultmatrix/test_*.py's results) as the Markdown table of docs/reliability.md.
 
-    python -m tests.matrix_report [RESULTS_JSON]
+    python -m tests.faultmatrix.report [RESULTS_JSON...]
 
-RESULTS_JSON defaults to $CHAOS_FAULT_MATRIX_JSON, else chaos-fault-matrix.json in the temp directory:
-where the matrix test writes it, cell by cell.
+Each matrix test module writes its cells, one by one, to chaos-fault-matrix-<module>.json in
+$CHAOS_FAULT_MATRIX_DIR (default: the temp directory); without arguments every such file there is
+merged into one table.
 """
 
 from __future__ import annotations
@@ -27,8 +28,28 @@ HEADINGS = {
 }
 
 
-def results_path() -> Path:
-    return Path(os.environ.get("CHAOS_FAULT_MATRIX_JSON") or Path(tempfile.gettempdir()) / "chaos-fault-matrix.json")
+PREFIX = "chaos-fault-matrix-"
+
+
+def results_dir() -> Path:
+    return Path(os.environ.get("CHAOS_FAULT_MATRIX_DIR") or tempfile.gettempdir())
+
+
+def results_path(module: str) -> Path:
+    """Where one matrix test module writes its cells."""
+    return results_dir() / f"{PREFIX}{module}.json"
+
+
+def merged(paths: list[Path]) -> dict[str, Any]:
+    """One result from several modules' files: their cells together, their times added up."""
+    parts = [json.loads(p.read_text()) for p in paths]
+    return {
+        "started_at": min(part["started_at"] for part in parts),
+        "cpus": parts[0]["cpus"],
+        "stack_up_s": round(sum(part["stack_up_s"] for part in parts), 1),
+        "matrix_s": round(sum(part["matrix_s"] for part in parts), 1),
+        "cells": [cell for part in parts for cell in part["cells"]],
+    }
 
 
 def cell_text(cell: dict[str, Any] | None) -> str:
@@ -69,11 +90,13 @@ def render(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    path = Path(args[0]) if args else results_path()
-    if not path.exists():
-        print(f"no results at {path}: run `pytest tests/test_fault_matrix.py` first", file=sys.stderr)
+    paths = [Path(a) for a in args] if args else sorted(results_dir().glob(f"{PREFIX}*.json"))
+    missing = [str(p) for p in paths if not p.exists()]
+    if not paths or missing:
+        where = ", ".join(missing) or f"{results_dir()}/{PREFIX}*.json"
+        print(f"no results at {where}: run `pytest tests/faultmatrix` first", file=sys.stderr)
         return 1
-    sys.stdout.write(render(json.loads(path.read_text())))
+    sys.stdout.write(render(merged(paths)))
     return 0
 
 

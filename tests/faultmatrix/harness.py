@@ -1,20 +1,23 @@
-"""The fault matrix: for every injector kind and every way a run can end, the fault is verified gone.
+"""The fault matrix's machinery: for every injector kind and every way a run can end, the fault is verified gone.
 
 Each kind runs on one of three stacks, each started for the module on first use: the real `ha` reference
 stack (processes, Toxiproxy links, Redis, ZooKeeper); containers on a real engine (podman serving the
 Docker API, tests/injectors/podman_engine.py) written as a stack description file; and a fake Kubernetes
 API server in this process (tests/injectors/fake_kube.py, its Deployment controller running while a driver
 is killed), fresh for every cell, also as a stack description file. Each cell runs the real engine (Runner
-with its Rollbacks, UndoLedger and SignalGuard) in a driver process of its own (tests/matrix_driver.py)
+with its Rollbacks, UndoLedger and SignalGuard) in a driver process of its own (tests/faultmatrix/driver.py)
 with a fake load, injects a real fault, ends the run one way — normally, with an exception raised inside
 the run, SIGINT, SIGTERM, SIGKILL followed by `chaos.py recover`, its runs directory (a tmpfs) filling up
 while the fault is in place, or `chaos.py recover` tried while the run is alive (refused; then SIGTERM) —
 and then proves here,
 independently, that the fault is gone: the injector's `verify_gone` on the journaled plan, and a direct
-check of the thing itself (tests/matrix_checks.py). Each cell's outcome and rollback time go to a JSON
-file; `python -m tests.matrix_report` prints it as the table in docs/reliability.md.
+check of the thing itself (tests/faultmatrix/checks.py). Each cell's outcome and rollback time go to a JSON
+file per test module; `python -m tests.faultmatrix.report` prints them as the table in docs/reliability.md.
+The cells are split over test modules by stack (tests/faultmatrix/test_*.py), so parallel test workers
+share the matrix.
 
-Adding a kind: one entry in SCENARIOS (stack, target, select, params, and the direct checks).
+Adding a kind: one entry in SCENARIOS (stack, target, select, params, and the direct checks); the test
+module of its stack picks it up (test_meta.py fails until a module does).
 """
 
 from __future__ import annotations
@@ -45,15 +48,9 @@ from engine.stack import LiveStack
 from engine.undo import LEDGER_FILE, UndoLedger
 from injectors.base import FaultPlan
 from injectors.process import role_of, spawn
-from injectors.registry import all_kinds, get_injector
-from injectors.selection import Selection
+from injectors.registry import get_injector
 from injectors.targets import ContainerInstance, ContainerTarget, HttpHealth, ProcessTarget, StackDescription
-from tests.helpers import ROOT, chaos, require_programs
-from tests.injectors.fake_kube import FakeKube
-from tests.injectors.podman_engine import PodmanEngine, podman_engine
-from tests.injectors.test_container import Web
-from tests.injectors.test_pod import NS, targets_for
-from tests.matrix_checks import (
+from tests.faultmatrix.checks import (
     Check,
     Live,
     both,
@@ -85,7 +82,12 @@ from tests.matrix_checks import (
     zookeeper_links_clean,
     zookeeper_quorum,
 )
-from tests.matrix_report import ENDINGS, render, results_path
+from tests.faultmatrix.report import ENDINGS, results_path
+from tests.helpers import ROOT, chaos, require_programs
+from tests.injectors.fake_kube import FakeKube
+from tests.injectors.podman_engine import PodmanEngine, podman_engine
+from tests.injectors.test_container import Web
+from tests.injectors.test_pod import NS, targets_for
 from tradingstack.launcher import stack_status, stop_stack
 
 StackName = Literal["ha", "containers", "kube"]
@@ -203,7 +205,7 @@ class Driver:
         self.log = log
         with log.open("w") as handle:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.matrix_driver"],
+                [sys.executable, "-m", "tests.faultmatrix.driver"],
                 cwd=ROOT,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -497,8 +499,9 @@ class KubeStack:
 
 
 @pytest.fixture(scope="module")
-def results() -> Results:
-    return Results(results_path())
+def results(request: pytest.FixtureRequest) -> Results:
+    """This module's cells, in a results file of its own (modules may run in parallel workers)."""
+    return Results(results_path(request.module.__name__.rsplit(".", 1)[-1]))
 
 
 @pytest.fixture(scope="module")
@@ -645,14 +648,16 @@ def end_run(
     return rollback_seconds(fault)
 
 
-@pytest.mark.slow
-@pytest.mark.infra
-@pytest.mark.parametrize(
-    ("kind", "ending"), [pytest.param(kind, ending, id=f"{kind}-{ending}") for kind in SCENARIOS for ending in ENDINGS]
-)
-def test_fault_is_gone(
+def cells(stack: StackName, prefixes: tuple[str, ...] = ("",)) -> list[Any]:
+    """The (kind, ending) parameters of one test module: the kinds on `stack` whose names start with a prefix."""
+    kinds = [k for k, s in SCENARIOS.items() if s.stack == stack and k.startswith(prefixes)]
+    return [pytest.param(kind, ending, id=f"{kind}-{ending}") for kind in kinds for ending in ENDINGS]
+
+
+def run_cell(
     kind: str, ending: str, request: pytest.FixtureRequest, drivers: Drivers, results: Results, tmp_path: Path
 ) -> None:
+    """One cell: inject `kind` for real, end the run `ending`'s way, and prove the fault gone."""
     scenario = SCENARIOS[kind]
     stack: MatrixStack = request.getfixturevalue(f"{scenario.stack}_stack")  # started on first use (or skipped)
     runs = tmp_path / "runs"
@@ -694,40 +699,3 @@ def test_fault_is_gone(
         # No credential was written down: the stack names the variable that holds the token, never the token.
         written = [p for p in [*runs.rglob("*"), *map(Path, stack.cell().values())] if p.is_file()]
         assert not [p.name for p in written if KUBE_TOKEN in p.read_text(errors="replace")]
-
-
-# -- fast checks of the matrix itself ------------------------------------------------------------
-
-
-def test_every_registered_kind_has_a_matrix_scenario() -> None:
-    missing = sorted(set(all_kinds()) - set(SCENARIOS))
-    assert not missing, f"add a fault-matrix scenario to SCENARIOS in {__name__} for: {', '.join(missing)}"
-
-
-def test_every_scenario_names_a_registered_kind_with_valid_params() -> None:
-    for kind, scenario in SCENARIOS.items():
-        get_injector(kind).parse_params(scenario.params)
-        if scenario.select is not None:
-            Selection.model_validate(scenario.select)
-
-
-def test_the_report_renders_one_row_per_kind_with_times_failures_and_gaps() -> None:
-    results = {
-        "started_at": "2026-01-02T03:04:05Z",
-        "cpus": 2,
-        "stack_up_s": 11.2,
-        "matrix_s": 201.4,
-        "cells": [
-            {"kind": "b.kind", "ending": "normal", "ok": True, "seconds": 0.0123, "error": None},
-            {"kind": "b.kind", "ending": "exception", "ok": True, "seconds": 10.26, "error": None},
-            {"kind": "b.kind", "ending": "sigint", "ok": True, "seconds": 0.0002, "error": None},
-            {"kind": "a.kind", "ending": "sigkill", "ok": False, "seconds": None, "error": "still there"},
-        ],
-    }
-    lines = render(results).splitlines()
-    assert lines[0].startswith("| kind | normal end | exception in the run | SIGINT | SIGTERM |")
-    assert lines[0].endswith("| runs dir full | `chaos.py recover` during the run |")
-    assert lines[2] == "| `a.kind` | — | — | — | — | ✗ | — | — |"
-    assert lines[3] == "| `b.kind` | ✓ 12 ms | ✓ 10.3 s | ✓ <1 ms | — | — | — | — |"
-    assert "3 of 4 cells passed; the matrix took 201 s (+ 11 s to start the stacks) on a 2-core machine" in lines[5]
-    assert lines[6] == "- ✗ `a.kind` / sigkill: still there"
