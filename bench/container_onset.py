@@ -37,16 +37,17 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from clients.container_engine import ContainerEngineError, engine, engine_url  # noqa: E402
+from clients.health import wait_healthy  # noqa: E402
+from clients.procs import reap, spawn, start_time_of  # noqa: E402
 from engine.context import EngineContext  # noqa: E402
 from engine.events import EventBus  # noqa: E402
 from engine.stack import LiveStack  # noqa: E402
 from injectors.base import FaultPlan, Injector  # noqa: E402
 from injectors.container import ContainerKillInjector, ContainerKillSpec  # noqa: E402
-from injectors.container_api import ContainerEngineError, engine, engine_url  # noqa: E402
-from injectors.health import wait_healthy  # noqa: E402
-from injectors.process import ProcessKillInjector, ProcessKillSpec, reap, spawn, start_time_of  # noqa: E402
+from injectors.process import ProcessKillInjector, ProcessKillSpec  # noqa: E402
 from injectors.selection import Selection  # noqa: E402
-from injectors.targets import (  # noqa: E402
+from stackspec.targets import (  # noqa: E402
     HttpHealth,
     ProcessInstance,
     ProcessTarget,

@@ -27,13 +27,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from injectors.health import wait_healthy  # noqa: E402
-from injectors.process import reap, spawn  # noqa: E402
-from injectors.redis import RedisSet  # noqa: E402
-from injectors.redis import address_of as redis_address_of  # noqa: E402
-from injectors.targets import ProcessInstance  # noqa: E402
-from injectors.zookeeper import Ensemble  # noqa: E402
-from injectors.zookeeper import address_of as zookeeper_address_of  # noqa: E402
+from clients.health import wait_healthy  # noqa: E402
+from clients.procs import reap, spawn  # noqa: E402
+from clients.redis_set import RedisSet  # noqa: E402
+from clients.redis_set import address_of as redis_address_of  # noqa: E402
+from clients.zk import Ensemble  # noqa: E402
+from clients.zk import address_of as zookeeper_address_of  # noqa: E402
+from stackspec.targets import ProcessInstance  # noqa: E402
 from tradingstack import topology  # noqa: E402
 
 POLL_S = 0.01

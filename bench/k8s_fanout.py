@@ -37,7 +37,7 @@ from engine.stack import LiveStack  # noqa: E402
 from injectors.base import FaultPlan, Injector, TargetResult  # noqa: E402
 from injectors.pod import NodeCordonInjector, NodeCordonSpec, PodDeleteInjector, PodDeleteSpec  # noqa: E402
 from injectors.selection import Selection  # noqa: E402
-from injectors.targets import KubernetesAccess, KubernetesTarget, StackDescription  # noqa: E402
+from stackspec.targets import KubernetesAccess, KubernetesTarget, StackDescription  # noqa: E402
 
 NAMESPACE = "bench"
 FAKE = [sys.executable, "-m", "tests.injectors.fake_kube"]

@@ -432,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the loop limit is at most 3600 s")
 
     sys.path.insert(0, str(REPO))
-    from injectors.toxiproxy_api import ToxiproxyClient, ToxiproxyError
+    from clients.toxiproxy import ToxiproxyClient, ToxiproxyError
 
     started = time.monotonic()
     results = Results()

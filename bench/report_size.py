@@ -32,7 +32,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from engine.drill.record import DrillRecord, load_drill_record, save_drill_record  # noqa: E402
+from drilling.record import DrillRecord, load_drill_record, save_drill_record  # noqa: E402
 from engine.journal import (  # noqa: E402
     CheckRecord,
     EventRecord,

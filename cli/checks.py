@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 from cli import args as types
-from engine.drill.history import default_history_path
+from drilling.history import default_history_path
 from engine.files import kind_of
 from engine.stack import default_stack_dir
 

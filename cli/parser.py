@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 from cli import args as types
+from cli.import_commands import add_conversion_arguments, add_import_parser
 from engine.errors import ExitCode
 from engine.model import REFERENCE_PROFILES
-from importers.ctk_cli import add_conversion_arguments, add_import_parser
 
 EXIT_CODES = "exit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in ExitCode.TABLE)
 

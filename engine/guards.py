@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from engine.errors import GuardRefusedError
 from engine.journal import GuardRecord
-from injectors.targets import MarketHours, StackDescription
+from stackspec.targets import MarketHours, StackDescription
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from clients import http
 from engine.journal import IntegrityRecord, Journal, LedgerRecord, LostOrder, ObjectiveRecord, RpoRecord
 from engine.model import Experiment
 from engine.stack import LiveStack
-from injectors import http
 
 LEDGER_DIR = "ledger"
 MAX_EXAMPLES = 20

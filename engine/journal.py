@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from engine.files import LIMITS, InputFileError, read_bytes
 from engine.model import RtoFrom
 from engine.redact import redact
-from injectors.base import FaultPlan, TargetResult
+from injectors.base import FaultPlan
+from injectors.base import TargetResult as TargetResult  # re-exported: the journal schema includes it
 
 # 2: three outcomes (held, failed, not checked) and the recovery figures of docs/recovery.md. Schema-1
 # journals are still read: engine.journal_v1 upgrades them, marking what they did not record.

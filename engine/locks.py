@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from engine.errors import ChaosError, ExitCode
-from injectors.targets import (
+from stackspec.targets import (
     ContainerTarget,
     HealthCheck,
     HttpHealth,

@@ -14,10 +14,10 @@ import threading
 import time
 from dataclasses import dataclass
 
+from clients import http
 from engine.journal import CheckRecord, JudgedPhase
 from engine.metrics import MetricStore
 from engine.model import Bounds, HttpProbe, MetricProbe, Probe
-from injectors import http
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_-]*)\}")
 

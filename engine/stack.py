@@ -23,7 +23,7 @@ from engine.journal import write_atomic
 from engine.loader import load_document, validate_model
 from engine.model import StackRef
 from injectors.errors import TargetNotFoundError
-from injectors.targets import (
+from stackspec.targets import (
     ContainerTarget,
     KubernetesTarget,
     ProcessInstance,

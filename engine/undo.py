@@ -27,7 +27,7 @@ from engine.redact import MASK, redact
 from engine.stack import LiveOverlay, LiveStack, read_description
 from injectors.base import FaultPlan, Injector, TargetResult
 from injectors.registry import get_injector
-from injectors.targets import StackDescription
+from stackspec.targets import StackDescription
 
 LEDGER_FILE = "undo-ledger.jsonl"
 

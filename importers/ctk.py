@@ -1,7 +1,7 @@
 """Chaos Toolkit experiments (JSON or YAML) converted into this framework's experiments, every choice reported.
 
 Public API: is_ctk_document, convert (→ Conversion), load_ctk_plan (→ an engine Plan in memory), and
-import_command for `chaos.py import ctk` (in importers.ctk_cli). Nothing of an imported document is ever
+import_command for `chaos.py import ctk` (in cli.import_commands). Nothing of an imported document is ever
 executed: activities are read, mapped onto fault kinds and probes, or refused with their location.
 """
 
@@ -280,7 +280,7 @@ def load_ctk_plan(path: Path, options: ConvertOptions | None = None) -> tuple[Pl
 
 
 def import_command(args: Any, stdout: Any = None, stderr: Any = None) -> int:
-    """`chaos.py import ctk`: see importers.ctk_cli.import_command (imported here lazily: it imports this module)."""
-    from importers.ctk_cli import import_command as run_import
+    """`chaos.py import ctk`: see cli.import_commands.import_command (imported here lazily: it imports this module)."""
+    from cli.import_commands import import_command as run_import
 
     return run_import(args, stdout, stderr)

@@ -11,7 +11,7 @@ from engine.errors import InvalidInputError
 from engine.model import REFERENCE_PROFILES
 from engine.stack import REFERENCE_ENDPOINTS, REFERENCE_TARGETS, read_description
 from importers.ctk_document import portable_path
-from injectors.targets import KubernetesTarget, ProcessTarget
+from stackspec.targets import KubernetesTarget, ProcessTarget
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from injectors.selection import Selection
-from injectors.targets import ProcessInstance, StackDescription, Target
+from stackspec.targets import ProcessInstance, StackDescription, Target
 
 
 class FaultSpec(BaseModel):

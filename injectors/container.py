@@ -18,14 +18,14 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, TypeAdapter
 
-from injectors import http
+from clients import http
+from clients.container_engine import ContainerNotFoundError, ContainerState, EngineClient, engine, engine_url
+from clients.health import problem
 from injectors.base import FaultPlan, FaultSpec, Injector, RunContext, TargetRef
-from injectors.container_api import ContainerNotFoundError, ContainerState, EngineClient, engine, engine_url
 from injectors.errors import FaultStillPresentError, InjectionError, RollbackError, TargetNotFoundError
-from injectors.health import problem
 from injectors.registry import register
 from injectors.selection import Selection, select
-from injectors.targets import ContainerInstance, ContainerTarget, HealthCheck, HttpHealth
+from stackspec.targets import ContainerInstance, ContainerTarget, HealthCheck, HttpHealth
 
 HEALTH_URL_LABEL = "chaos.health_url"
 ROLE_URL_LABEL = "chaos.role_url"

@@ -1,13 +1,19 @@
-"""Errors raised by injectors; the engine translates them into its own tree at the call site."""
+"""Errors raised by injectors; the engine translates them into its own tree at the call site.
+
+Protocol clients raise `clients.errors.ClientError`; the engine treats both trees as a fault that
+could not be put in place or undone.
+"""
 
 from __future__ import annotations
+
+from clients.errors import NotFoundError
 
 
 class InjectorError(Exception):
     """Base of every error an injector raises on purpose."""
 
 
-class TargetNotFoundError(InjectorError):
+class TargetNotFoundError(InjectorError, NotFoundError):
     """The fault names a target, link or instance the stack description does not have."""
 
 

@@ -13,14 +13,14 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from clients.health import split_hostport
+from clients.procs import role_of
+from clients.toxiproxy import Stream, ToxiproxyClient
 from injectors.base import FaultPlan, FaultSpec, Injector, RunContext, TargetRef
 from injectors.errors import FaultStillPresentError, TargetNotFoundError
-from injectors.health import split_hostport
-from injectors.process import role_of
 from injectors.registry import register
 from injectors.selection import Selection, select
-from injectors.targets import LinkInstance, LinkTarget, ProcessTarget, ToxiproxyEndpoint
-from injectors.toxiproxy_api import Stream, ToxiproxyClient
+from stackspec.targets import LinkInstance, LinkTarget, ProcessTarget, ToxiproxyEndpoint
 
 StreamChoice = Literal["downstream", "upstream", "both"]
 

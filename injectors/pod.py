@@ -1,6 +1,6 @@
-"""Kubernetes faults: `pod.delete`, `deployment.scale`, `node.cordon` and `node.drain`, through injectors/kube_api.py.
+"""Kubernetes faults: `pod.delete`, `deployment.scale`, `node.cordon` and `node.drain`, through clients/kube.py.
 
-Targets are `kubernetes` targets of the stack description (injectors/targets.py: API access, namespace,
+Targets are `kubernetes` targets of the stack description (stackspec/targets.py: API access, namespace,
 label selector, resource). Each plan records in its targets what undoing needs — namespace, names, uids,
 the replica count and schedulable flag found before the fault — never the API credentials, so
 `chaos recover` can roll back from a new process. The `kubernetes` package is imported only when one
@@ -27,10 +27,10 @@ from injectors.errors import (
 )
 from injectors.registry import register
 from injectors.selection import Selection, select
-from injectors.targets import KubernetesTarget
+from stackspec.targets import KubernetesTarget
 
 if TYPE_CHECKING:
-    from injectors.kube_api import KubeApi, PodInfo
+    from clients.kube import KubeApi, PodInfo
 
 POLL_S = 0.2  # between checks while waiting; a fresh look is shared by every target for this long
 EVICT_RETRY_S = 1.0
@@ -87,7 +87,7 @@ class _KubeInjector(Injector[Any]):
         with self._lock:
             if name not in self._apis:
                 try:
-                    from injectors.kube_api import KubeApi
+                    from clients.kube import KubeApi
                 except ImportError as exc:
                     raise InjectorError(
                         f"{self.kind} needs the `kubernetes` package: pip install kubernetes ({exc})"
@@ -338,7 +338,7 @@ class NodeDrainInjector(NodeCordonInjector):
     summary: ClassVar[str] = "Drain nodes (cordon, then evict their pods); rollback uncordons them."
 
     def inject_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
-        from injectors.kube_api import KubeError
+        from clients.kube import KubeError
 
         api = self.api(plan.target, ctx)
         api.set_unschedulable(ref.id, True)

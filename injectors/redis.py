@@ -1,7 +1,7 @@
 """Redis faults on a Sentinel-managed primary/replica set: kill, freeze, pause, slow down, stop or fail over.
 
 The primary is the node a majority of the Sentinels name (SENTINEL get-master-addr-by-name), mapped
-by port to an instance of the `redis` process target. Signals go through `injectors.process`, so a
+by port to an instance of the `redis` process target. Signals go through `clients.procs`, so a
 PID is only signalled while it still carries its recorded start time, and a killed node is restarted
 from its recorded command line (same data directory).
 
@@ -10,7 +10,7 @@ promotion took (`promoted_after_s`) and journal it at rollback. Verification che
 every node answers, exactly one is master and it is the Sentinels' primary, every other node
 replicates from it with its link up, and every Sentinel agrees, sees its peers and the replicas —
 and all of that, with the same primary and the same Sentinel configuration epoch, for
-`STABLE_WINDOW_S` (`injectors.health.wait_stable`): one look can catch a set that is whole for a
+`STABLE_WINDOW_S` (`clients.redis_set.RedisSet.wait_settled`): one look can catch a set that is whole for a
 moment while a failover is still under way.
 
 Every Redis call uses a fresh connection with explicit timeouts and no retries: redis-py's default
@@ -21,26 +21,23 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
-from redis import Redis
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
-from redis.retry import Retry
 
+from clients.errors import NotSettledError
+from clients.health import split_hostport
+from clients.procs import is_running
+from clients.redis_set import FAST_PING_S, NoPrimaryError, RedisSet, address_of, redis_call
+from clients.watch import ChangeWatch
 from injectors.base import FaultPlan, FaultSpec, Injector, RunContext, TargetRef, TargetResult
 from injectors.errors import (
     FaultStillPresentError,
     InjectionError,
     RollbackError,
     SelectionError,
-    TargetNotFoundError,
 )
-from injectors.health import split_hostport, wait_stable
 from injectors.process import (
     ProcessKillInjector,
     ProcessKillSpec,
@@ -48,281 +45,41 @@ from injectors.process import (
     ProcessPauseSpec,
     check_running,
     current_instance,
-    is_running,
     process_target,
 )
 from injectors.registry import register
 from injectors.selection import Selection
-from injectors.targets import ProcessInstance, RedisHealth
 
 CALL_TIMEOUT_S = 1.0
 POLL_S = 0.05
-WATCH_LIMIT_S = 120.0
-FAST_PING_S = 0.25
-_DOWN_FLAGS = frozenset({"s_down", "o_down", "disconnected"})
 
 
-def redis_call(address: str, *args: str | int | float, timeout_s: float = CALL_TIMEOUT_S) -> Any:
-    """One command on a fresh connection, with connect and read timeouts and no retries."""
-    host, port = split_hostport(address)
-    client = Redis(
-        host=host,
-        port=port,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), 0),
-        decode_responses=True,
+def redis_set_of(target: str, sentinels: str, master: str, ctx: RunContext) -> RedisSet:
+    """The Redis set a fault acts on: the nodes of `target`, watched by the Sentinels of `sentinels`."""
+    nodes = process_target(target, ctx).instances
+    watchers = process_target(sentinels, ctx).instances
+    return RedisSet(
+        nodes={i.name: address_of(i) for i in nodes},
+        sentinels=tuple(address_of(i) for i in watchers),
+        master=master,
+        instances={i.name: i for i in nodes},
     )
+
+
+def primary_of(redis_set: RedisSet) -> str:
+    """The primary's instance name; InjectionError when the Sentinels do not agree on one."""
     try:
-        return client.execute_command(*args)  # type: ignore[no-untyped-call]
-    finally:
-        client.close()
+        return redis_set.primary()
+    except NoPrimaryError as exc:
+        raise InjectionError(str(exc)) from exc
 
 
-def _pairs(reply: Any) -> dict[str, str]:
-    """A SENTINEL MASTER (or SENTINEL REPLICAS entry) reply as a dict: a map in RESP3, flat pairs in RESP2."""
-    if isinstance(reply, dict):
-        return {str(key): str(value) for key, value in reply.items()}
-    items = [str(item) for item in reply or []]
-    return dict(zip(items[::2], items[1::2], strict=False))
-
-
-def address_of(instance: ProcessInstance) -> str:
-    """host:port of a Redis or Sentinel instance: its Redis health check, else its `client` port on loopback."""
-    if isinstance(instance.health, RedisHealth):
-        return instance.health.redis
-    if "client" in instance.ports:
-        return f"127.0.0.1:{instance.ports['client']}"
-    raise TargetNotFoundError(f"instance {instance.name!r} has no Redis health check and no `client` port")
-
-
-class ChangeWatch:
-    """Polls `probe` on a daemon thread until it returns a value (the change happened) or `limit_s` passes.
-
-    Never blocks its caller; `finish` stops it and says when (seconds after the start) and what was seen.
-    """
-
-    def __init__(self, probe: Callable[[], str | None], limit_s: float = WATCH_LIMIT_S) -> None:
-        self._probe = probe
-        self._limit_s = limit_s
-        self._stop = threading.Event()
-        self._done = threading.Event()
-        self.started = time.monotonic()
-        self.after_s: float | None = None
-        self.value: str | None = None
-        self._thread = threading.Thread(target=self._run, name="chaos-change-watch", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while True:
-                last = self._stop.is_set() or time.monotonic() - self.started >= self._limit_s
-                try:
-                    value = self._probe()
-                except Exception:  # a probe that fails has not seen the change: keep watching
-                    value = None
-                if value is not None:
-                    self.after_s, self.value = time.monotonic() - self.started, value
-                    return
-                if last:  # one more probe after the stop: a change seen just now still counts
-                    return
-                self._stop.wait(POLL_S)
-        finally:
-            self._done.set()
-
-    def finish(self, wait_s: float = 0.0) -> tuple[float | None, str | None]:
-        """Wait up to `wait_s` for the change, then stop watching; (seconds after the start, value) or Nones."""
-        self._done.wait(wait_s)
-        self._stop.set()
-        self._thread.join(timeout=CALL_TIMEOUT_S * 5)
-        return (round(self.after_s, 3) if self.after_s is not None else None), self.value
-
-
-@dataclass(frozen=True)
-class RedisSet:
-    """The Redis nodes of a target (instance name → host:port) and the Sentinels that watch them."""
-
-    nodes: dict[str, str]
-    sentinels: tuple[str, ...]
-    master: str
-    instances: dict[str, ProcessInstance] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, target: str, sentinels: str, master: str, ctx: RunContext) -> RedisSet:
-        nodes = process_target(target, ctx).instances
-        watchers = process_target(sentinels, ctx).instances
-        return cls(
-            nodes={i.name: address_of(i) for i in nodes},
-            sentinels=tuple(address_of(i) for i in watchers),
-            master=master,
-            instances={i.name: i for i in nodes},
-        )
-
-    def name_of(self, address: str | None) -> str | None:
-        """The node at `address`: the same host:port, else the only node on that port (Sentinel may spell
-        the host differently from the stack description)."""
-        if address is None:
-            return None
-        exact = [name for name, addr in self.nodes.items() if addr == address]
-        port = split_hostport(address)[1]
-        by_port = [name for name, addr in self.nodes.items() if split_hostport(addr)[1] == port]
-        return exact[0] if exact else by_port[0] if len(by_port) == 1 else None
-
-    def sentinel_view(self) -> tuple[str | None, dict[str, str | None]]:
-        """The primary (host:port) a majority of the Sentinels name, or None, and each Sentinel's answer."""
-        answers: dict[str, str | None] = {}
-        for sentinel in self.sentinels:
-            try:
-                reply = redis_call(sentinel, "SENTINEL", "get-master-addr-by-name", self.master)
-            except (RedisError, OSError):
-                reply = None
-            answers[sentinel] = f"{reply[0]}:{reply[1]}" if reply else None
-        counts = Counter(answer for answer in answers.values() if answer is not None).most_common(1)
-        if counts and counts[0][1] > len(self.sentinels) // 2:
-            return counts[0][0], answers
-        return None, answers
-
-    def primary(self) -> str:
-        """The instance name of the primary the Sentinels agree on; raises InjectionError when they do not."""
-        address, answers = self.sentinel_view()
-        name = self.name_of(address)
-        if name is None:
-            seen = ", ".join(f"{s}: {a or 'no answer'}" for s, a in answers.items())
-            raise InjectionError(
-                f"no majority of Sentinels names a primary of {self.master!r} among {sorted(self.nodes)} ({seen})"
-            )
-        return name
-
-    def promoted_from(self, old: str) -> Callable[[], str | None]:
-        """A probe for ChangeWatch: the new primary's name once a majority of Sentinels name another node."""
-
-        def probe() -> str | None:
-            name = self.name_of(self.sentinel_view()[0])
-            return name if name is not None and name != old else None
-
-        return probe
-
-    def problem(self) -> str | None:
-        """None when the set is healthy (see the module docstring), else the first thing found wrong."""
-        return self.look()[0]
-
-    def look(self) -> tuple[str | None, tuple[str, int] | None]:
-        """One look for `wait_stable`: (None, (primary, Sentinel config epoch)) when healthy, else (why not, None)."""
-        infos: dict[str, dict[str, Any]] = {}
-        for name, address in self.nodes.items():
-            try:
-                infos[name] = dict(redis_call(address, "INFO", "replication"))
-            except (RedisError, OSError) as exc:
-                return f"{name} ({address}) does not answer: {exc}", None
-        masters = sorted(name for name, info in infos.items() if info.get("role") == "master")
-        if len(masters) != 1:
-            return f"expected exactly one node with role master, found {masters or 'none'}", None
-        primary = masters[0]
-        reported, answers = self.sentinel_view()
-        if self.name_of(reported) != primary:
-            return f"{primary} is the master but the Sentinels name {reported or 'no majority'} ({answers})", None
-        port = split_hostport(self.nodes[primary])[1]
-        replicas = [name for name in self.nodes if name != primary]
-        for name in replicas:
-            info = infos[name]
-            if (info.get("role"), int(info.get("master_port", 0)), info.get("master_link_status")) != (
-                "slave",
-                port,
-                "up",
-            ):
-                return (
-                    f"{name} is not an up-to-date replica of {primary} (role {info.get('role')}, "
-                    f"master port {info.get('master_port')}, link {info.get('master_link_status')})"
-                ), None
-        epochs = set()
-        for sentinel in self.sentinels:
-            reason, epoch = self._sentinel_look(sentinel, primary, replicas)
-            if reason is not None:
-                return reason, None
-            epochs.add(epoch)
-        if len(epochs) != 1:  # a Sentinel that has not caught up with the last failover yet
-            return f"the Sentinels' configuration epochs differ ({sorted(epochs)})", None
-        return None, (primary, epochs.pop())
-
-    def _sentinel_look(self, sentinel: str, primary: str, replicas: list[str]) -> tuple[str | None, int]:
-        try:
-            master = _pairs(redis_call(sentinel, "SENTINEL", "MASTER", self.master))
-            listed = [_pairs(r) for r in redis_call(sentinel, "SENTINEL", "REPLICAS", self.master)]
-        except (RedisError, OSError) as exc:
-            return f"sentinel {sentinel} does not answer about {self.master!r}: {exc}", 0
-        epoch = int(master.get("config-epoch", 0))
-        if self.name_of(f"{master.get('ip')}:{master.get('port')}") != primary or master.get("flags") != "master":
-            return f"sentinel {sentinel} sees {master.get('ip')}:{master.get('port')} ({master.get('flags')})", epoch
-        others = int(master.get("num-other-sentinels", 0))
-        if others < len(self.sentinels) - 1:
-            return f"sentinel {sentinel} knows {others} other Sentinels, expected {len(self.sentinels) - 1}", epoch
-        seen = {self.name_of(f"{r.get('ip')}:{r.get('port')}"): r for r in listed}
-        for name in replicas:
-            entry = seen.get(name)
-            if entry is None:
-                return f"sentinel {sentinel} does not list {name} among the replicas", epoch
-            # Not its cached master-link-status: Sentinel refreshes a replica's INFO only every 10 s.
-            if set(entry.get("flags", "").split(",")) & _DOWN_FLAGS:
-                return f"sentinel {sentinel} sees replica {name} as {entry.get('flags')}", epoch
-        return None, epoch
-
-    def failover_problem(self, node: str) -> str | None:
-        """Before `node` comes back: None while `node` is still the primary, or once the Sentinels have settled
-        on another primary; else what is still going on.
-
-        Settled means: every Sentinel names the new primary, flags it plain `master`, has its PING answered,
-        and no longer holds its peers' "master is down" answers. Sentinel (7.0) keeps those answers for 5 s
-        after the last one and counts them for the *new* primary too, whose first PING can stay unanswered
-        for the whole down-after (1,000 ms here) while the Sentinel reconnects: in that window one
-        Sentinel's doubt is a quorum at once and it fails over again — to `node`, if it has rejoined as a
-        replica by then. Seen here: +sdown of the new primary 1.005 s after +switch-master, -sdown 93 ms
-        later, +odown "#quorum 3/2" although no other Sentinel had it down, and the old primary promoted back.
-        """
-        address, answers = self.sentinel_view()
-        if address is None:
-            return f"no majority of Sentinels names a primary ({answers})"
-        primary = self.name_of(address)
-        if primary == node:
-            # Still the primary: nothing was promoted, and bringing it back is what ends the outage (a
-            # failover still under way against it can only demote it later, never promote it back).
-            return None
-        for sentinel in self.sentinels:
-            try:
-                master = _pairs(redis_call(sentinel, "SENTINEL", "MASTER", self.master))
-                peers = [_pairs(p) for p in redis_call(sentinel, "SENTINEL", "SENTINELS", self.master)]
-            except (RedisError, OSError) as exc:
-                return f"sentinel {sentinel} does not answer about {self.master!r}: {exc}"
-            flags = set(master.get("flags", "").split(","))
-            if flags & {"o_down", "failover_in_progress"}:
-                return f"sentinel {sentinel} is failing over ({master.get('flags')})"
-            if self.name_of(f"{master.get('ip')}:{master.get('port')}") != primary:
-                return f"sentinel {sentinel} still names {master.get('ip')}:{master.get('port')}"
-            if flags != {"master"} or int(master.get("last-ping-sent", 0)) > FAST_PING_S * 1000:
-                return f"sentinel {sentinel} has not seen {primary} answer yet ({master.get('flags')})"
-            doubting = [p.get("name", "?") for p in peers if "master_down" in p.get("flags", "").split(",")]
-            if doubting:
-                return f"sentinel {sentinel} still counts {len(doubting)} peer(s) saying the primary is down"
-        return None
-
-    def wait_failover_settled(self, node: str, timeout_s: float) -> dict[str, Any]:
-        """Poll `failover_problem` for at most `timeout_s`; never raises (a rollback goes on either way)."""
-        started = time.monotonic()
-        while (reason := self.failover_problem(node)) is not None:
-            if time.monotonic() - started >= timeout_s:
-                return {"failover_settled": False, "failover_unsettled": reason}
-            time.sleep(POLL_S * 2)
-        return {"failover_settled_after_s": round(time.monotonic() - started, 3)}
-
-    def wait_settled(self, timeout_s: float) -> dict[str, Any]:
-        """Poll until healthy and unchanged for STABLE_WINDOW_S; the primary and seconds waited, else
-        FaultStillPresentError with the last reason."""
-        try:
-            settled, waited = wait_stable(self.look, timeout_s, poll_s=POLL_S * 4)
-        except TimeoutError as exc:
-            raise FaultStillPresentError(f"the Redis set did not settle: {exc}") from exc
-        assert settled is not None  # a look without a problem always names the primary
-        primary, epoch = settled
-        return {"primary": primary, "config_epoch": epoch, "settled_after_s": waited}
+def settled_set(redis_set: RedisSet, timeout_s: float) -> dict[str, Any]:
+    """`RedisSet.wait_settled` for a rollback's verification: a set that never settles is a fault still present."""
+    try:
+        return redis_set.wait_settled(timeout_s)
+    except NotSettledError as exc:
+        raise FaultStillPresentError(str(exc)) from exc
 
 
 class _SentinelSpec(FaultSpec):
@@ -353,13 +110,13 @@ class _RedisInjector(Injector[Any]):
         self._rejoined: dict[str, str] = {}  # node → "replica of X", as the rollback restarted it
 
     def redis_set(self, target: str, ctx: RunContext) -> RedisSet:
-        return RedisSet.of(target, self.spec.sentinels, self.spec.master, ctx)
+        return redis_set_of(target, self.spec.sentinels, self.spec.master, ctx)
 
     def resolve(self, target: str, select: Selection | None, ctx: RunContext) -> list[TargetRef]:
         if select is not None:
             raise SelectionError(f"{self.kind} acts on the primary the Sentinels name; remove `select`")
         redis_set = self.redis_set(target, ctx)
-        return [_ref(redis_set, redis_set.primary(), primary=True)]
+        return [_ref(redis_set, primary_of(redis_set), primary=True)]
 
     def watch_promotion(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> None:
         """Start measuring the time until the Sentinels name a primary other than `ref`."""
@@ -384,7 +141,7 @@ class _RedisInjector(Injector[Any]):
 
     def verify_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
         detail = check_running(plan, ref, ctx)  # this node's health is judged with the set's
-        settled = self.redis_set(plan.target, ctx).wait_settled(self.spec.settle_timeout_s)
+        settled = settled_set(self.redis_set(plan.target, ctx), self.spec.settle_timeout_s)
         rejoined = self._rejoined.pop(ref.id, None)
         if rejoined is not None and settled["primary"] == ref.id:
             # Healthy, so the fault is gone — but the Sentinels failed over a second time: the drill must show it.
@@ -679,7 +436,7 @@ class RedisOutageInjector(RedisFreezeInjector):
         if select is not None:
             raise SelectionError(f"{self.kind} stops every node of {target!r}; remove `select`")
         redis_set = self.redis_set(target, ctx)
-        primary = redis_set.primary()
+        primary = primary_of(redis_set)
         return [_ref(redis_set, name, name == primary) for name in sorted(redis_set.nodes, key=lambda n: n == primary)]
 
     def rollback(self, plan: FaultPlan, ctx: RunContext) -> list[TargetResult]:

@@ -6,7 +6,7 @@ ZooKeeper client library, which blocks while its session is suspended. `ruok` is
 answers `imok` without a quorum. Killed servers go through `injectors.process` (PID identity checked
 with the start time) and are restarted from their recorded command line, on the same data directory.
 Verification checks the whole ensemble: every server serves as leader or follower, exactly one leader,
-and the same leader for `STABLE_WINDOW_S` (`injectors.health.wait_stable`): an election still settling can
+and the same leader for `STABLE_WINDOW_S` (`clients.health.wait_stable`): an election still settling can
 show one leader for a moment and another the next.
 """
 
@@ -16,110 +16,54 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
 from pydantic import Field, model_validator
 
+from clients.errors import NotSettledError
+from clients.procs import is_running, spawn
+from clients.watch import ChangeWatch
+from clients.zk import Ensemble, address_of
 from injectors.base import FaultPlan, FaultSpec, Injector, RunContext, TargetRef, TargetResult
 from injectors.errors import FaultStillPresentError, InjectionError, SelectionError, TargetNotFoundError
-from injectors.health import exchange, wait_stable
 from injectors.network import NetworkDownInjector, NetworkDownSpec, resolve_links
 from injectors.process import (
     ProcessKillInjector,
     ProcessKillSpec,
     check_running,
     current_instance,
-    is_running,
     process_target,
-    spawn,
     verify_instance,
 )
-from injectors.redis import ChangeWatch
 from injectors.registry import register
 from injectors.selection import Selection, select
-from injectors.targets import LinkTarget, ProcessInstance, ProcessTarget, ZooKeeperHealth
+from stackspec.targets import LinkTarget, ProcessInstance, ProcessTarget
 
 SRVR_TIMEOUT_S = 1.0
 POLL_S = 0.1
 
 
-def srvr_mode(address: str, timeout_s: float = SRVR_TIMEOUT_S) -> str | None:
-    """The Mode a server reports to `srvr` (leader, follower, standalone, observer); None when it does not serve."""
+def ensemble_of(target: str, ctx: RunContext) -> Ensemble:
+    """The ensemble a fault acts on: the servers of `target`."""
+    instances = process_target(target, ctx).instances
+    return Ensemble(nodes={i.name: address_of(i) for i in instances}, instances={i.name: i for i in instances})
+
+
+def ensemble_ref(ensemble: Ensemble, name: str, leader: str | None) -> TargetRef:
+    """The target ref of one server, refused when its recorded process is not running."""
+    instance = ensemble.instances[name]
+    if not is_running(instance):
+        raise InjectionError(f"{name}'s recorded process (pid {instance.pid}) is not running")
+    detail = {"pid": instance.pid, "start_time": instance.start_time, "address": ensemble.nodes[name]}
+    return TargetRef(id=name, detail={**detail, "leader": leader})
+
+
+def healthy(ensemble: Ensemble, timeout_s: float, stable: bool = True) -> dict[str, Any]:
+    """`Ensemble.wait_healthy` for a rollback's verification: an ensemble never healthy is a fault still present."""
     try:
-        text = exchange(address, b"srvr", timeout_s).decode(errors="replace")
-    except (OSError, ValueError):
-        return None
-    for line in text.splitlines():
-        if line.startswith("Mode:"):
-            return line.split(":", 1)[1].strip()
-    return None
-
-
-def address_of(instance: ProcessInstance) -> str:
-    """host:port of a server's client port: its ZooKeeper health check, else its `client` port on loopback."""
-    if isinstance(instance.health, ZooKeeperHealth):
-        return instance.health.zookeeper
-    if "client" in instance.ports:
-        return f"127.0.0.1:{instance.ports['client']}"
-    raise TargetNotFoundError(f"instance {instance.name!r} has no ZooKeeper health check and no `client` port")
-
-
-@dataclass(frozen=True)
-class Ensemble:
-    """The servers of a ZooKeeper target: instance name → client address."""
-
-    nodes: dict[str, str]
-    instances: dict[str, ProcessInstance] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, target: str, ctx: RunContext) -> Ensemble:
-        instances = process_target(target, ctx).instances
-        return cls(nodes={i.name: address_of(i) for i in instances}, instances={i.name: i for i in instances})
-
-    def modes(self, names: list[str] | None = None) -> dict[str, str | None]:
-        """What each server (all, or `names`) answers to `srvr`: its Mode, or None when not serving."""
-        return {name: srvr_mode(self.nodes[name]) for name in names or self.nodes}
-
-    def leader(self, names: list[str] | None = None) -> str | None:
-        """The one server (among `names`) reporting Mode leader, else None."""
-        leaders = [name for name, mode in self.modes(names).items() if mode == "leader"]
-        return leaders[0] if len(leaders) == 1 else None
-
-    def look(self) -> tuple[str | None, str | None]:
-        """(None, the leader) when every server serves as leader or follower with exactly one leader,
-        else (what is wrong, None)."""
-        modes = self.modes()
-        shown = ", ".join(f"{name}={mode or 'not serving'}" for name, mode in modes.items())
-        if any(mode not in ("leader", "follower") for mode in modes.values()):
-            return f"not every server serves as leader or follower ({shown})", None
-        leaders = [name for name, mode in modes.items() if mode == "leader"]
-        if len(leaders) != 1:
-            return f"expected exactly one leader ({shown})", None
-        return None, leaders[0]
-
-    def problem(self) -> str | None:
-        """None when every server serves as leader or follower with exactly one leader, else what is wrong."""
-        return self.look()[0]
-
-    def wait_healthy(self, timeout_s: float, stable: bool = True) -> dict[str, Any]:
-        """Poll until healthy — with `stable`, the same leader for STABLE_WINDOW_S — and return the leader and
-        the seconds waited; else FaultStillPresentError with the last reason."""
-        try:
-            if stable:
-                leader, waited = wait_stable(self.look, timeout_s)
-            else:
-                leader, waited = wait_stable(self.look, timeout_s, window_s=0.0, poll_s=POLL_S, looks=1)
-        except TimeoutError as exc:
-            raise FaultStillPresentError(f"the ZooKeeper ensemble did not recover: {exc}") from exc
-        return {"leader": leader, "healthy_after_s": waited}
-
-    def ref(self, name: str, leader: str | None) -> TargetRef:
-        instance = self.instances[name]
-        if not is_running(instance):
-            raise InjectionError(f"{name}'s recorded process (pid {instance.pid}) is not running")
-        detail = {"pid": instance.pid, "start_time": instance.start_time, "address": self.nodes[name]}
-        return TargetRef(id=name, detail={**detail, "leader": leader})
+        return ensemble.wait_healthy(timeout_s, stable=stable)
+    except NotSettledError as exc:
+        raise FaultStillPresentError(str(exc)) from exc
 
 
 class _EnsembleSpec(FaultSpec):
@@ -145,11 +89,11 @@ class _KillInjector(Injector[Any]):
         raise NotImplementedError
 
     def resolve(self, target: str, select: Selection | None, ctx: RunContext) -> list[TargetRef]:
-        ensemble = Ensemble.of(target, ctx)
+        ensemble = ensemble_of(target, ctx)
         if (reason := ensemble.problem()) is not None:
             raise InjectionError(f"{self.kind} needs a healthy ensemble to start from: {reason}")
         leader = ensemble.leader()
-        return [ensemble.ref(name, leader) for name in self.choose(ensemble, select, ctx)]
+        return [ensemble_ref(ensemble, name, leader) for name in self.choose(ensemble, select, ctx)]
 
     def inject_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
         return self._process().inject_one(ref, plan, ctx)
@@ -159,7 +103,7 @@ class _KillInjector(Injector[Any]):
 
     def verify_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
         detail = check_running(plan, ref, ctx)  # this server's health is judged with the ensemble's
-        return {**detail, **Ensemble.of(plan.target, ctx).wait_healthy(self.spec.settle_timeout_s)}
+        return {**detail, **healthy(ensemble_of(plan.target, ctx), self.spec.settle_timeout_s)}
 
 
 def _no_select(kind: str, select: Selection | None) -> None:
@@ -189,7 +133,7 @@ class ZooKeeperKillLeaderInjector(_KillInjector):
         return [leader]
 
     def inject_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
-        ensemble = Ensemble.of(plan.target, ctx)
+        ensemble = ensemble_of(plan.target, ctx)
         others = [name for name in ensemble.nodes if name != ref.id]
         self._watches[ref.id] = ChangeWatch(lambda: ensemble.leader(others))
         try:
@@ -266,7 +210,7 @@ class ZooKeeperLoseQuorumInjector(_KillInjector):
         return take + sorted(ctx.rng.sample(followers, majority - len(take)))
 
     def inject(self, plan: FaultPlan, ctx: RunContext) -> list[TargetResult]:
-        ensemble = Ensemble.of(plan.target, ctx)
+        ensemble = ensemble_of(plan.target, ctx)
         survivors = [name for name in ensemble.nodes if name not in {ref.id for ref in plan.targets}]
         # The quorum is lost once no survivor serves any more (a surviving leader needs a few ticks to notice).
         self._lost = ChangeWatch(lambda: None if any(ensemble.modes(survivors).values()) else "lost")
@@ -291,12 +235,12 @@ class ZooKeeperLoseQuorumInjector(_KillInjector):
     def rollback_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
         detail = super().rollback_one(ref, plan, ctx)
         # The first look that finds the quorum back: this measures the recovery (verification asks for stability).
-        healthy = Ensemble.of(plan.target, ctx).wait_healthy(self.spec.settle_timeout_s, stable=False)
+        settled = healthy(ensemble_of(plan.target, ctx), self.spec.settle_timeout_s, stable=False)
         measured = {"lost_after_s": self._lost_after_s} if self._lost_after_s is not None else {}
         if self._restarted_at is not None:
             measured["quorum_after_s"] = round(time.monotonic() - self._restarted_at, 3)
         restarted = detail["restarted"] or ref.id in self._spawned
-        return {**detail, "restarted": restarted, "leader": healthy["leader"], "measured": measured}
+        return {**detail, "restarted": restarted, "leader": settled["leader"], "measured": measured}
 
 
 class ZooKeeperExpireSessionSpec(FaultSpec):

@@ -14,7 +14,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from engine.drill.record import DrillExperimentRecord, DrillRecord, HistoryRow, StepRecord
+from drilling.record import DrillExperimentRecord, DrillRecord, HistoryRow, StepRecord
 from engine.journal import Journal
 from reports import charts, drill_charts, run_charts
 

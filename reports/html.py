@@ -12,8 +12,16 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from engine.journal import CheckRecord, EventRecord, FaultRecord, Journal, RecoveryRecord, Status, write_atomic
-from injectors.base import TargetResult
+from engine.journal import (
+    CheckRecord,
+    EventRecord,
+    FaultRecord,
+    Journal,
+    RecoveryRecord,
+    Status,
+    TargetResult,
+    write_atomic,
+)
 from reports import run_charts
 from reports.html_integrity import MAX_LOST_ORDERS, Figure, JournalView, Stamp
 from reports.junit import fault_name

@@ -14,8 +14,15 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.journal import CheckRecord, FaultRecord, IntegrityRecord, Journal, ObjectiveRecord, write_atomic
-from injectors.base import TargetResult
+from engine.journal import (
+    CheckRecord,
+    FaultRecord,
+    IntegrityRecord,
+    Journal,
+    ObjectiveRecord,
+    TargetResult,
+    write_atomic,
+)
 
 # Characters XML 1.0 cannot carry: an ANSI colour code in an error message would make the file unreadable.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")

@@ -18,7 +18,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from engine.drill.record import DrillExperimentRecord, DrillFaultRecord, DrillRecord, HistoryRow
+from drilling.record import DrillExperimentRecord, DrillFaultRecord, DrillRecord, HistoryRow
 from engine.journal import Journal, Status, load_journal, write_atomic
 from engine.wording import Wording, declares_trading
 from reports import run_charts

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from redis.exceptions import RedisError
 
-from injectors.process import role_of
-from injectors.targets import ContainerTarget, ProcessTarget
+from clients.procs import role_of
+from stackspec.targets import ContainerTarget, ProcessTarget
 from tradingstack.audit import run_audit
 from tradingstack.launcher import (
     LaunchError,

@@ -20,10 +20,10 @@ import time
 import uuid
 from pathlib import Path
 
-from injectors import http
-from injectors.container_api import ContainerEngineError, ContainerNotFoundError, EngineClient, engine, engine_url
-from injectors.health import problem
-from injectors.targets import ContainerInstance, ContainerTarget, HttpHealth, ProcessInstance, StackDescription
+from clients import http
+from clients.container_engine import ContainerEngineError, ContainerNotFoundError, EngineClient, engine, engine_url
+from clients.health import problem
+from stackspec.targets import ContainerInstance, ContainerTarget, HttpHealth, ProcessInstance, StackDescription
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STACK_LABEL = "chaos.stack"

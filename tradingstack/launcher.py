@@ -16,22 +16,22 @@ from pathlib import Path
 
 from redis.exceptions import RedisError
 
-from injectors import http
-from injectors.errors import FaultStillPresentError
-from injectors.health import UNSETTLED_ROLES, problem, role_problem
-from injectors.process import is_running, role_of, spawn, wait_exit
-from injectors.redis import RedisSet, redis_call
-from injectors.redis import address_of as redis_address_of
-from injectors.targets import (
+from clients import http
+from clients.errors import NotSettledError
+from clients.health import UNSETTLED_ROLES, problem, role_problem
+from clients.procs import is_running, role_of, spawn, wait_exit
+from clients.redis_set import RedisSet, redis_call
+from clients.redis_set import address_of as redis_address_of
+from clients.toxiproxy import ToxiproxyClient, ToxiproxyError
+from clients.zk import address_of as zookeeper_address_of
+from clients.zk import srvr_mode
+from stackspec.targets import (
     LinkInstance,
     LinkTarget,
     ProcessInstance,
     ProcessTarget,
     StackDescription,
 )
-from injectors.toxiproxy_api import ToxiproxyClient, ToxiproxyError
-from injectors.zookeeper import address_of as zookeeper_address_of
-from injectors.zookeeper import srvr_mode
 from tradingstack import containers, topology
 from tradingstack.store import Store, connect
 
@@ -150,7 +150,7 @@ def _wait_sentinels(description: StackDescription, deadline: float) -> None:
     )
     try:
         redis_set.wait_settled(max(0.0, deadline - time.monotonic()))
-    except FaultStillPresentError as exc:
+    except NotSettledError as exc:
         raise StackStartError("sentinel", f"Redis replication not settled in time: {exc}") from exc
 
 

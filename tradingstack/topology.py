@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from injectors.targets import (
+from stackspec.targets import (
     HttpHealth,
     LinkInstance,
     LinkTarget,

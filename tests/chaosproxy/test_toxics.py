@@ -11,8 +11,8 @@ from typing import NamedTuple
 
 import pytest
 
-from injectors import http
-from injectors.toxiproxy_api import ToxiproxyClient
+from clients import http
+from clients.toxiproxy import ToxiproxyClient
 from tests.chaosproxy.conftest import connect, pattern
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from clients.toxiproxy import ToxiproxyClient
 from engine.errors import ExitCode
-from injectors.toxiproxy_api import ToxiproxyClient
 from tests.engine.fakes import run_fake
 from tests.helpers import ROOT, chaos, listening_url
 

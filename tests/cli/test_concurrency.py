@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from clients.health import wait_healthy
+from clients.procs import spawn, state_of
 from engine.errors import ExitCode
 from engine.journal import load_journal
 from engine.locks import SystemBusyError, SystemLock, identities
 from engine.undo import LEDGER_FILE, UndoLedger
-from injectors.health import wait_healthy
-from injectors.process import spawn, state_of
-from injectors.targets import ProcessInstance, StackDescription
+from stackspec.targets import ProcessInstance, StackDescription
 from tests.cli.test_exit_codes import OK_STEADY, write_experiment
 from tests.cli.test_exit_codes import world as world  # the fixture
 from tests.helpers import ROOT, chaos

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.drill.record import load_drill_record
+from clients.health import wait_healthy
+from clients.procs import is_running, spawn
+from drilling.record import load_drill_record
 from engine.errors import ExitCode
-from injectors.health import wait_healthy
-from injectors.process import is_running, spawn
-from injectors.targets import HttpHealth, ProcessInstance, ProcessTarget, StackDescription
-from tests.engine.drill.receiver import receiving
+from stackspec.targets import HttpHealth, ProcessInstance, ProcessTarget, StackDescription
+from tests.drilling.receiver import receiving
 from tests.helpers import ROOT, chaos, free_port
 
 HERE = Path(__file__).resolve().parent

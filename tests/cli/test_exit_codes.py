@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from clients.health import wait_healthy
+from clients.procs import is_running, spawn
 from engine.errors import ExitCode
 from engine.journal import load_journal
-from injectors.health import wait_healthy
-from injectors.process import is_running, spawn
-from injectors.targets import HttpHealth, ProcessInstance, ProcessTarget, StackDescription
+from stackspec.targets import HttpHealth, ProcessInstance, ProcessTarget, StackDescription
 from tests.helpers import chaos, free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from clients.procs import state_of
 from engine.errors import ExitCode
 from engine.undo import LEDGER_FILE, UndoLedger
-from injectors.process import state_of
-from injectors.targets import ProcessInstance
+from stackspec.targets import ProcessInstance
 from tests.cli.test_exit_codes import OK_STEADY, write_experiment
 from tests.cli.test_exit_codes import world as world  # the fixture
 from tests.helpers import ROOT, chaos

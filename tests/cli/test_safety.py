@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from clients.procs import is_running
 from engine.errors import ExitCode
 from engine.journal import load_journal
 from engine.locks import SystemLock, identities
 from engine.undo import LEDGER_FILE, UndoLedger
-from injectors.process import is_running
-from injectors.targets import ProcessInstance, ProcessTarget, StackDescription
+from stackspec.targets import ProcessInstance, ProcessTarget, StackDescription
 from tests.cli.test_exit_codes import OK_STEADY, write_experiment
 from tests.cli.test_exit_codes import world as world  # the fixture
 from tests.helpers import ROOT, chaos

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from clients.procs import state_of
 from engine.errors import ExitCode
 from engine.undo import LEDGER_FILE, UndoLedger
-from injectors.process import state_of
-from injectors.targets import ProcessInstance, ProcessTarget, StackDescription
+from stackspec.targets import ProcessInstance, ProcessTarget, StackDescription
 from tests.cli.test_concurrency import start_run, wait_fault
 from tests.cli.test_exit_codes import OK_STEADY, write_experiment
 from tests.cli.test_exit_codes import world as world  # the fixture

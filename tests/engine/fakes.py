@@ -23,7 +23,7 @@ from engine.stack import LiveStack
 from injectors.base import FaultPlan, FaultSpec, Injector, RunContext, TargetRef
 from injectors.errors import FaultStillPresentError, RollbackError, SelectionError
 from injectors.selection import Selection
-from injectors.targets import ProcessInstance, ProcessTarget, StackDescription
+from stackspec.targets import ProcessInstance, ProcessTarget, StackDescription
 
 T0 = 1_800_000_000.0
 

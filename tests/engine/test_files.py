@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.drill.record import load_drill_record
+from drilling.record import load_drill_record
 from engine.files import SQLITE_HEADER, InputFileError, check_sqlite, read_bytes
 from engine.journal import JOURNAL_SCHEMA_VERSION, load_journal
 from tests.cli.odd_paths import make_dangling_link, make_fifo, make_huge, make_looping_link

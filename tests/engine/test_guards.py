@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from engine.errors import ExitCode, GuardRefusedError
 from engine.guards import GuardOptions, Override, check_start
-from injectors.targets import MarketHours, StackDescription
+from stackspec.targets import MarketHours, StackDescription
 
 UTC = datetime.UTC
 

@@ -11,7 +11,7 @@ from engine.runner import Runner
 from engine.stack import LiveStack
 from engine.undo import UndoLedger
 from engine.writer import JournalWriter
-from injectors.targets import MarketHours
+from stackspec.targets import MarketHours
 from tests.engine.fakes import T0, FakeClock, World, fake_stack, run_fake
 
 TWO_FAULTS = """\

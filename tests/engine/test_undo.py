@@ -8,7 +8,7 @@ from engine.journal import FaultRecord
 from engine.stack import LiveStack
 from engine.undo import UndoLedger
 from injectors.base import FaultPlan, TargetRef
-from injectors.targets import ProcessInstance, ProcessTarget, StackDescription
+from stackspec.targets import ProcessInstance, ProcessTarget, StackDescription
 
 
 def stack() -> LiveStack:

@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from injectors.base import FaultPlan
-from injectors.targets import (
+from stackspec.targets import (
     ContainerInstance,
     ContainerTarget,
     HttpHealth,

@@ -40,6 +40,7 @@ from typing import Any, Literal, Protocol
 
 import pytest
 
+from clients.procs import role_of, spawn
 from engine.context import EngineContext
 from engine.errors import ExitCode
 from engine.events import EventBus
@@ -47,9 +48,8 @@ from engine.journal import FaultRecord, load_journal
 from engine.stack import LiveStack
 from engine.undo import LEDGER_FILE, UndoLedger
 from injectors.base import FaultPlan
-from injectors.process import role_of, spawn
 from injectors.registry import get_injector
-from injectors.targets import ContainerInstance, ContainerTarget, HttpHealth, ProcessTarget, StackDescription
+from stackspec.targets import ContainerInstance, ContainerTarget, HttpHealth, ProcessTarget, StackDescription
 from tests.faultmatrix.checks import (
     Check,
     Live,

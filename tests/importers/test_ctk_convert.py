@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
+from cli.import_commands import add_import_parser
 from engine.durations import parse_duration
 from engine.plan import load_plan
 from importers.ctk import ConvertOptions, convert, import_command, is_ctk_document, load_ctk_plan
-from importers.ctk_cli import add_import_parser
 from tests.importers.ctk_support import FIXTURES, GATEWAY, converted, decisions, document, refused
 
 ROOT = Path(__file__).resolve().parents[2]

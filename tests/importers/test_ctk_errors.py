@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from cli.import_commands import add_import_parser
 from importers.ctk import CtkImportError, convert, import_command
-from importers.ctk_cli import add_import_parser
 from tests.importers.ctk_support import KILL_MATCHER_1, converted, decisions, document, probe, refused, write
 
 BROKEN_JSON = """{

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from importers.ctk_cli import add_import_parser, options_from_args
+from cli.import_commands import add_import_parser, options_from_args
 from tests.importers.ctk_support import document, refused
 
 ROOT = Path(__file__).resolve().parents[2]

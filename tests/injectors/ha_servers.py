@@ -17,15 +17,17 @@ from typing import Any
 
 import pytest
 
+from clients.health import problem
+from clients.procs import is_running, spawn, wait_exit
+from clients.redis_set import RedisSet
+from clients.zk import Ensemble
 from engine.context import EngineContext
 from engine.events import EventBus
 from engine.stack import LiveStack
 from injectors.base import FaultPlan, Injector
-from injectors.health import problem
-from injectors.process import is_running, spawn, wait_exit
-from injectors.redis import RedisSet
-from injectors.targets import ProcessInstance, ProcessTarget, StackDescription, Target
-from injectors.zookeeper import Ensemble
+from injectors.redis import redis_set_of
+from injectors.zookeeper import ensemble_of
+from stackspec.targets import ProcessInstance, ProcessTarget, StackDescription, Target
 from tests.helpers import READY_TIMEOUT_S, wait_ready
 from tradingstack.topology import (
     SENTINEL_MASTER,
@@ -148,8 +150,8 @@ def instance(stack: LiveStack, target: str, name: str) -> ProcessInstance:
 
 
 def redis_set(stack: LiveStack) -> RedisSet:
-    return RedisSet.of("redis", "sentinel", SENTINEL_MASTER, ctx_for(stack))
+    return redis_set_of("redis", "sentinel", SENTINEL_MASTER, ctx_for(stack))
 
 
 def ensemble(stack: LiveStack) -> Ensemble:
-    return Ensemble.of("zookeeper", ctx_for(stack))
+    return ensemble_of("zookeeper", ctx_for(stack))

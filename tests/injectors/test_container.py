@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from clients.container_engine import ContainerEngineError
+from clients.health import problem, wait_healthy
 from engine.context import EngineContext
 from engine.events import EventBus
 from engine.stack import LiveStack
@@ -28,11 +30,9 @@ from injectors.container import (
     ContainerStopInjector,
     ContainerStopSpec,
 )
-from injectors.container_api import ContainerEngineError
 from injectors.errors import FaultStillPresentError, InjectionError
-from injectors.health import problem, wait_healthy
 from injectors.selection import Selection
-from injectors.targets import ContainerInstance, ContainerTarget, HttpHealth, StackDescription
+from stackspec.targets import ContainerInstance, ContainerTarget, HttpHealth, StackDescription
 from tests.helpers import ROOT, free_port
 from tests.injectors.podman_engine import PodmanEngine, podman_engine
 
@@ -204,7 +204,7 @@ def test_rollback_works_from_the_plan_alone_in_a_new_process(web: Web, tmp_path:
         "import sys, json\n"
         "from engine.context import EngineContext\nfrom engine.events import EventBus\n"
         "from engine.stack import LiveStack\nfrom injectors.base import FaultPlan\n"
-        "from injectors.registry import get_injector\nfrom injectors.targets import StackDescription\n"
+        "from injectors.registry import get_injector\nfrom stackspec.targets import StackDescription\n"
         "plan = FaultPlan.model_validate_json(open(sys.argv[1]).read())\n"
         "cls = get_injector(plan.kind)\ninj = cls(cls.parse_params(plan.params))\n"
         "ctx = EngineContext('recover', LiveStack(StackDescription(name='empty'), None), 0, EventBus())\n"

@@ -14,7 +14,7 @@ from engine.events import EventBus
 from engine.stack import LiveStack
 from injectors.base import FaultPlan, FaultSpec, Injector, RunContext, TargetRef
 from injectors.selection import Selection
-from injectors.targets import StackDescription
+from stackspec.targets import StackDescription
 
 
 class _Spec(FaultSpec):

@@ -16,12 +16,14 @@ from typing import Any
 
 import pytest
 
+from clients.health import wait_healthy
+from clients.procs import spawn
+from clients.toxiproxy import ToxiproxyClient, ToxiproxyError
 from engine.context import EngineContext
 from engine.events import EventBus
 from engine.stack import LiveStack
 from injectors.base import FaultPlan, Injector
 from injectors.errors import FaultStillPresentError, SelectionError
-from injectors.health import wait_healthy
 from injectors.network import (
     NetworkBandwidthInjector,
     NetworkBandwidthSpec,
@@ -40,9 +42,8 @@ from injectors.network import (
     NetworkTimeoutInjector,
     NetworkTimeoutSpec,
 )
-from injectors.process import spawn
 from injectors.selection import Selection
-from injectors.targets import (
+from stackspec.targets import (
     HttpHealth,
     LinkInstance,
     LinkTarget,
@@ -51,7 +52,6 @@ from injectors.targets import (
     StackDescription,
     ToxiproxyEndpoint,
 )
-from injectors.toxiproxy_api import ToxiproxyClient, ToxiproxyError
 from tests.helpers import ROOT, free_port, listening_url
 
 

@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from clients.kube import KubeApi, KubeError
 from engine.context import EngineContext
 from engine.events import EventBus
 from engine.stack import LiveStack
 from injectors.base import FaultPlan, Injector
 from injectors.errors import SelectionError, TargetNotFoundError
-from injectors.kube_api import KubeApi, KubeError
 from injectors.pod import (
     DeploymentScaleInjector,
     DeploymentScaleSpec,
@@ -37,7 +37,7 @@ from injectors.pod import (
     PodDeleteSpec,
 )
 from injectors.selection import Selection
-from injectors.targets import KubernetesAccess, KubernetesTarget, StackDescription
+from stackspec.targets import KubernetesAccess, KubernetesTarget, StackDescription
 from tests.helpers import ROOT
 from tests.injectors.fake_kube import FakeKube, parse_label_selector, selector_matches
 

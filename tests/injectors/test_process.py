@@ -14,24 +14,16 @@ from pathlib import Path
 
 import pytest
 
+from clients.health import STABLE_WINDOW_S, problem, role_at, wait_healthy
+from clients.procs import is_running, spawn, start_time_of, state_of
 from engine.context import EngineContext
 from engine.events import EventBus
 from engine.stack import LiveStack
 from injectors.base import FaultPlan, TargetRef, TargetResult
 from injectors.errors import FaultStillPresentError, InjectionError
-from injectors.health import STABLE_WINDOW_S, problem, role_at, wait_healthy
-from injectors.process import (
-    ProcessKillInjector,
-    ProcessKillSpec,
-    ProcessPauseInjector,
-    ProcessPauseSpec,
-    is_running,
-    spawn,
-    start_time_of,
-    state_of,
-)
+from injectors.process import ProcessKillInjector, ProcessKillSpec, ProcessPauseInjector, ProcessPauseSpec
 from injectors.selection import Selection
-from injectors.targets import HttpHealth, ProcessInstance, ProcessTarget, StackDescription
+from stackspec.targets import HttpHealth, ProcessInstance, ProcessTarget, StackDescription
 from tests.helpers import free_port
 
 SERVER = textwrap.dedent(

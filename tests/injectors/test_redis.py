@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
+from clients.health import wait_healthy
+from clients.procs import spawn, state_of
+from clients.redis_set import redis_call
 from engine.context import EngineContext
 from engine.stack import LiveStack
 from injectors.base import FaultPlan, Injector, TargetRef
 from injectors.errors import FaultStillPresentError, InjectionError, SelectionError
-from injectors.health import wait_healthy
-from injectors.process import spawn, state_of
 from injectors.redis import (
     RedisClientPauseInjector,
     RedisClientPauseSpec,
@@ -30,7 +31,6 @@ from injectors.redis import (
     RedisSlowInjector,
     RedisSlowSpec,
     check_debug,
-    redis_call,
 )
 from injectors.selection import Selection
 from tests.injectors.ha_servers import ctx_for, healthy, instance, plan_for, redis_set, started, stop

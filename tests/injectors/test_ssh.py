@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from clients.health import problem, wait_healthy
+from clients.procs import RemoteHost, spawn, start_time_of, state_of
+from clients.ssh import SshError, SshSession
 from engine.context import EngineContext
 from engine.errors import ExitCode
 from engine.events import EventBus
@@ -21,20 +24,9 @@ from engine.stack import LiveStack
 from engine.undo import LEDGER_FILE, UndoLedger
 from injectors.base import FaultPlan, TargetRef
 from injectors.errors import FaultStillPresentError
-from injectors.health import problem, wait_healthy
-from injectors.process import (
-    ProcessKillInjector,
-    ProcessKillSpec,
-    ProcessPauseInjector,
-    ProcessPauseSpec,
-    RemoteHost,
-    spawn,
-    start_time_of,
-    state_of,
-)
+from injectors.process import ProcessKillInjector, ProcessKillSpec, ProcessPauseInjector, ProcessPauseSpec
 from injectors.selection import Selection
-from injectors.ssh_api import SshError, SshSession
-from injectors.targets import HttpHealth, ProcessInstance, ProcessTarget, SshHost, StackDescription
+from stackspec.targets import HttpHealth, ProcessInstance, ProcessTarget, SshHost, StackDescription
 from tests.cli.test_exit_codes import OK_STEADY, only_journal, write_experiment
 from tests.helpers import chaos, free_port
 from tests.injectors.sshd_server import Sshd, keygen, start_sshd

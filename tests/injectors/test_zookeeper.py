@@ -12,11 +12,11 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.retry import KazooRetry
 from pydantic import ValidationError
 
+from clients.toxiproxy import ToxiproxyClient
+from clients.zk import srvr_mode
 from engine.stack import LiveStack
 from injectors.errors import SelectionError
 from injectors.selection import Selection
-from injectors.targets import LinkInstance, LinkTarget, ToxiproxyEndpoint
-from injectors.toxiproxy_api import ToxiproxyClient
 from injectors.zookeeper import (
     ZooKeeperExpireSessionInjector,
     ZooKeeperExpireSessionSpec,
@@ -26,8 +26,8 @@ from injectors.zookeeper import (
     ZooKeeperKillLeaderSpec,
     ZooKeeperLoseQuorumInjector,
     ZooKeeperLoseQuorumSpec,
-    srvr_mode,
 )
+from stackspec.targets import LinkInstance, LinkTarget, ToxiproxyEndpoint
 from tests.helpers import free_port
 from tests.injectors import test_network
 from tests.injectors.ha_servers import ctx_for, ensemble, healthy, instance, plan_for, started

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.drill.figures import fault_figures
-from engine.drill.record import DrillExperimentRecord, DrillRecord, HistoryRow, Participant, StepRecord
+from drilling.figures import fault_figures
+from drilling.record import DrillExperimentRecord, DrillRecord, HistoryRow, Participant, StepRecord
 from engine.journal import Journal, ObjectiveRecord, save_journal
 from tests.reports.report_journals import T0, fault_offset, make_journal
 

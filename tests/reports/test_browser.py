@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from engine.drill.history import ENV as HISTORY_ENV
-from engine.drill.history import History, default_history_path
-from engine.drill.record import save_drill_record
+from drilling.history import ENV as HISTORY_ENV
+from drilling.history import History, default_history_path
+from drilling.record import save_drill_record
 from engine.errors import ExitCode
 from engine.journal import ErrorRecord, Journal, save_journal
 from reports.html import write_html

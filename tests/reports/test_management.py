@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.drill.record import DrillRecord
+from drilling.record import DrillRecord
 from reports.charts import Band, Series
 from reports.drill_charts import Span, timeline_chart, trend_chart
 from reports.management import (

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from html import unescape
 from pathlib import Path
 
-from engine.drill.record import DrillExperimentRecord
+from drilling.record import DrillExperimentRecord
 from engine.integrity import NO_LEDGER
 from engine.journal import IntegrityRecord, Journal, LedgerRecord, ObjectiveRecord
 from reports import render_html, render_junit, render_markdown, run_charts

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from injectors.process import state_of
+from clients.procs import state_of
 from tests.helpers import ROOT, require_programs
 
 SETUP = ROOT / "scripts" / "podman-setup.sh"

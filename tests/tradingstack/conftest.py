@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from injectors.health import problem
-from injectors.targets import RedisHealth
+from clients.health import problem
+from stackspec.targets import RedisHealth
 from tests.helpers import free_port, popen_alive, require_programs, wait_ready
 
 

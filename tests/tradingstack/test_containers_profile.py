@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from clients.container_engine import engine
 from engine.context import EngineContext
 from engine.errors import ExitCode
 from engine.events import EventBus
@@ -22,10 +23,9 @@ from injectors.container import (
     ContainerNetworkDisconnectInjector,
     ContainerNetworkDisconnectSpec,
 )
-from injectors.container_api import engine
 from injectors.errors import InjectionError
 from injectors.selection import Selection
-from injectors.targets import ContainerTarget, HttpHealth, ProcessTarget
+from stackspec.targets import ContainerTarget, HttpHealth, ProcessTarget
 from tests.helpers import ROOT, require_programs
 from tests.injectors.podman_engine import engine_url
 from tests.tradingstack.test_stack import place, wait_for

@@ -12,14 +12,15 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.security import OPEN_ACL_UNSAFE, make_acl, make_digest_acl
 
+from clients import http
+from clients.procs import role_of
 from engine.context import EngineContext
 from engine.events import EventBus
 from engine.stack import LiveStack
-from injectors import http
 from injectors.base import FaultPlan
-from injectors.process import role_of, verify_instance
-from injectors.targets import ProcessInstance, ProcessTarget
+from injectors.process import verify_instance
 from injectors.zookeeper import ZooKeeperExpireSessionInjector, ZooKeeperExpireSessionSpec
+from stackspec.targets import ProcessInstance, ProcessTarget
 from tests.helpers import require_programs
 from tradingstack.election import ELECTION_PATH
 from tradingstack.launcher import read_state, stack_status, start_stack, stop_stack

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import redis
 
-from injectors.process import reap
-from injectors.targets import LinkTarget, ProcessInstance, ProcessTarget, StackDescription
+from clients.procs import reap
+from stackspec.targets import LinkTarget, ProcessInstance, ProcessTarget, StackDescription
 from tests.tradingstack.test_stack import call, cli, place, wait_for
 from tradingstack.launcher import read_state, start_stack, stop_stack
 from tradingstack.topology import SENTINEL_MASTER

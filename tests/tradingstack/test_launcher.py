@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from injectors.health import problem
-from injectors.process import is_running, spawn
-from injectors.targets import HttpHealth, ProcessInstance, ProcessTarget, StackDescription
+from clients.health import problem
+from clients.procs import is_running, spawn
+from stackspec.targets import HttpHealth, ProcessInstance, ProcessTarget, StackDescription
 from tests.helpers import require_programs, wait_ready
 from tradingstack import topology
 from tradingstack.launcher import REPO_ROOT, LaunchError, stack_status, start_stack, stop_stack, write_state

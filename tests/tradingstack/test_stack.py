@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from injectors.health import problem, wait_healthy
-from injectors.process import is_running, reap, role_of, spawn
-from injectors.targets import LinkTarget, ProcessInstance, ProcessTarget, StackDescription
-from injectors.toxiproxy_api import ToxiproxyClient
+from clients.health import problem, wait_healthy
+from clients.procs import is_running, reap, role_of, spawn
+from clients.toxiproxy import ToxiproxyClient
+from stackspec.targets import LinkTarget, ProcessInstance, ProcessTarget, StackDescription
 from tests.helpers import require_programs
 from tradingstack.launcher import (
     REPO_ROOT,
