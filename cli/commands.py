@@ -41,6 +41,8 @@ from reports import write_all
 from reports.management import write_management_report
 from reports.pdf import print_pdf
 
+CHAOS_PY = Path(__file__).resolve().parents[1] / "chaos.py"  # what child runs and exported schedules call
+
 
 def _guard_options(args: argparse.Namespace) -> GuardOptions:
     """The guard overrides given on the command line; an override without a reason is invalid input."""
@@ -92,7 +94,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
     if action == "history":
         return history_command(history, args.name, args.json)
     if action == "schedule":
-        command = [sys.executable, str(Path(__file__).resolve()), "drill", "run", "--non-interactive"]
+        command = [sys.executable, str(CHAOS_PY), "drill", "run", "--non-interactive"]
         command += ["--runs-dir", str(runs_dir), "--history", str(history)]
         command += ["--stack-up"] if args.stack_up else []
         command += ["--stack-dir", str(args.stack_dir)] if args.stack_dir else []
@@ -104,7 +106,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
             plan,
             "crontab" if args.crontab else "k8s",
             python=sys.executable,
-            chaos_py=Path(__file__).resolve(),
+            chaos_py=CHAOS_PY,
             runs_dir=runs_dir,
             image=args.image,
             namespace=args.namespace,
@@ -262,7 +264,7 @@ def cmd_report(journal_path: Path, out: Path | None, pdf: bool = False, history_
 
 
 def _repo_env() -> dict[str, str]:
-    root = str(Path(__file__).resolve().parent)
+    root = str(CHAOS_PY.parent)
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
 
 

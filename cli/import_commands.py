@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from cli import args as types
 from engine.durations import parse_duration
 from engine.errors import ExitCode
 from engine.journal import write_atomic
@@ -47,18 +48,19 @@ def add_conversion_arguments(p: argparse.ArgumentParser) -> None:
     """The conversion's choices (docs/chaos-toolkit.md), for `import ctk` and for `run` of a Chaos Toolkit file."""
     p.add_argument(
         "--stack",
+        type=types.label,
         default=DEFAULT_STACK,
         metavar="STACK",
         help=f"reference:PROFILE or a stack description file (default {DEFAULT_STACK})",
     )
     p.add_argument(
         "--locustfile",
-        type=Path,
+        type=types.path,
         help="the load (default: loadgen/trading.py on the reference stack, else loadgen/http_get.py, light GETs)",
     )
     p.add_argument("--users", type=_count, help="Locust users (default 10 with the trading load, else 2)")
     p.add_argument("--duration", type=_duration, help="load duration (default: the timeline's end + --recovery)")
-    p.add_argument("--load-host", help="stack endpoint name or loopback URL the load goes to")
+    p.add_argument("--load-host", type=types.label, help="stack endpoint name or loopback URL the load goes to")
     for flag, default, what in (
         ("--warmup", "5s", "start of the load left out of the baseline"),
         ("--baseline", "10s", "steady state judged before the method starts (Chaos Toolkit's hypothesis before)"),
@@ -68,6 +70,11 @@ def add_conversion_arguments(p: argparse.ArgumentParser) -> None:
         ("--probe-interval", "1s", "interval of the HTTP probes"),
     ):
         p.add_argument(flag, type=_duration, default=parse_duration(default), help=f"{what} (default {default})")
+    _add_mapping_arguments(p)
+
+
+def _add_mapping_arguments(p: argparse.ArgumentParser) -> None:
+    """How the document's names map onto the stack, and what the conversion may drop."""
     p.add_argument(
         "--endpoint",
         type=_pair("URL=NAME"),
@@ -94,6 +101,7 @@ def add_conversion_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--subsumed-rollback",
+        type=types.label,
         action="append",
         default=[],
         metavar="NAME",

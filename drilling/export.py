@@ -62,6 +62,26 @@ def crontab_line(drill: Drill, drill_file: Path, python: str, chaos_py: Path, ru
     )
 
 
+def _pod_template(drill: Drill, drill_file: str, image: str, volume: dict[str, Any]) -> dict[str, Any]:
+    """The CronJob's pod: one container running the drill non-interactively, its runs directory at /runs."""
+    command = ["python", "chaos.py", "drill", "run", "--non-interactive", "--runs-dir", "/runs", drill_file]
+    return {
+        "metadata": {"labels": {"chaos.drill/name": drill.name}},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "drill",
+                    "image": image,
+                    "command": command,
+                    "volumeMounts": [{"name": "runs", "mountPath": "/runs"}],
+                }
+            ],
+            "volumes": [volume],
+        },
+    }
+
+
 def k8s_cronjob(drill: Drill, drill_file: str, image: str, namespace: str | None = None, pvc: str | None = None) -> str:
     """A batch/v1 CronJob manifest: the drill's cron and time zone, concurrencyPolicy Forbid."""
     expr, tz, grace = _schedule(drill)
@@ -91,30 +111,7 @@ def k8s_cronjob(drill: Drill, drill_file: str, image: str, namespace: str | None
             "jobTemplate": {
                 "spec": {
                     "backoffLimit": 0,  # a failed drill is a result, not something to retry
-                    "template": {
-                        "metadata": {"labels": {"chaos.drill/name": drill.name}},
-                        "spec": {
-                            "restartPolicy": "Never",
-                            "containers": [
-                                {
-                                    "name": "drill",
-                                    "image": image,
-                                    "command": [
-                                        "python",
-                                        "chaos.py",
-                                        "drill",
-                                        "run",
-                                        "--non-interactive",
-                                        "--runs-dir",
-                                        "/runs",
-                                        drill_file,
-                                    ],
-                                    "volumeMounts": [{"name": "runs", "mountPath": "/runs"}],
-                                }
-                            ],
-                            "volumes": [volume],
-                        },
-                    },
+                    "template": _pod_template(drill, drill_file, image, volume),
                 }
             },
         },

@@ -27,6 +27,18 @@ def recovery_time(rec: RecoveryRecord) -> float | None:
     return rec.recovered_at if rec.rto_from == "fault_start" else rec.settled_at
 
 
+def longest(values: Sequence[float | None]) -> float | None:
+    """The aggregate of per-fault RTO figures: the largest; None when there is none, or one never recovered."""
+    if not values or any(v is None for v in values):
+        return None
+    return max(v for v in values if v is not None)
+
+
+def recovered_at(journal: Journal) -> float | None:
+    """When the last of an experiment's faults recovered for its RTO; None when one never did (or none was measured)."""
+    return longest([recovery_time(f.recovery) for f in journal.faults if f.recovery is not None])
+
+
 def fault_figures(journal: Journal) -> list[DrillFaultRecord]:
     faults = []
     for f in journal.faults:
@@ -71,8 +83,7 @@ def summarize(exp: DrillExperimentRecord, journal: Journal, journal_path: Path) 
     exp.started_at, exp.finished_at = journal.started_at, journal.finished_at
     exp.fault_started_at = min((f.injected_at for f in journal.faults if f.injected_at is not None), default=None)
     exp.faults = fault_figures(journal)
-    rtos = [f.rto_s for f in exp.faults]
-    exp.rto_s = None if not rtos or any(r is None for r in rtos) else max(r for r in rtos if r is not None)
+    exp.rto_s = longest([f.rto_s for f in exp.faults])
     persisted = next((r for r in journal.integrity if r.name == PERSISTED), None)
     if persisted is not None and persisted.status != "not_checked":
         exp.lost_orders, exp.lost_orders_why = sum(r.lost for r in journal.rpo), ""

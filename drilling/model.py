@@ -13,12 +13,12 @@ from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
 
 from drilling import cron
 from engine.durations import Duration
 from engine.errors import InvalidInputError, Problem
 from engine.loader import LoadedDocument, load_document, sort_problems, validate_model
+from engine.model import exact_version
 from engine.plan import Plan, load_plan
 from stackspec.targets import MarketHours
 
@@ -186,17 +186,10 @@ class WebhookTarget(_Strict):
         return value
 
 
-def _exact_version(value: Any) -> Any:
-    # Literal[1] alone takes True and 1.0 (they compare equal to 1); neither is version 1.
-    if type(value) is not int:
-        raise PydanticCustomError("literal_error", "Input should be 1", {"expected": "1"})
-    return value
-
-
 class Drill(_Strict):
     """A drill file."""
 
-    version: Annotated[Literal[1], BeforeValidator(_exact_version)] = Field(
+    version: Annotated[Literal[1], BeforeValidator(exact_version)] = Field(
         description="File format version; this tool reads 1."
     )
     name: str = Field(

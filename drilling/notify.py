@@ -82,3 +82,9 @@ def notify(
     """Deliver `event` to every target that wants it; the results, for the record's `notifications`."""
     body = payload(event, record)
     return [deliver(t, body) for t in targets if event in t.events]
+
+
+def delivery_line(result: dict[str, Any]) -> str:
+    """One delivery as the console shows it."""
+    state = f"HTTP {result['status']}" if result.get("ok") else f"FAILED ({result.get('error')})"
+    return f"webhook {result['target']} ({result['event']}): {state}"

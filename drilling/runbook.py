@@ -6,7 +6,7 @@ occurrence of its condition (in its experiment, if it names one) that an earlier
 same condition has not taken, so two `fault_injected` steps are done by the first and the second
 injection. Its time is the time the condition happened, even when that was before the step fell
 due (took 0 s then). A manual step is done when an operator acknowledges it; in non-interactive
-runs as soon as it falls due. Not thread-safe by itself: the drill runner holds one lock around every call.
+runs as soon as it falls due. Not thread-safe by itself: drilling.state holds its one lock around every call.
 """
 
 from __future__ import annotations

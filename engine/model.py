@@ -322,8 +322,8 @@ class Guards(_Strict):
     )
 
 
-def _exact_version(value: Any) -> Any:
-    # Literal[1] alone takes True and 1.0 (they compare equal to 1); neither is version 1.
+def exact_version(value: Any) -> Any:
+    """A file's `version` exactly as written: Literal[1] alone takes True and 1.0 (they compare equal to 1)."""
     if type(value) is not int:
         raise PydanticCustomError("literal_error", "Input should be 1", {"expected": "1"})
     return value
@@ -332,7 +332,7 @@ def _exact_version(value: Any) -> Any:
 class Experiment(_Strict):
     """An experiment file."""
 
-    version: Annotated[Literal[1], BeforeValidator(_exact_version)] = Field(
+    version: Annotated[Literal[1], BeforeValidator(exact_version)] = Field(
         description="File format version; this tool reads 1."
     )
     title: str = Field(min_length=1, description="One line; the report's heading.")

@@ -5,9 +5,15 @@ deviate. Not checked ones are named in the summary and never counted as held; th
 deviate when the judgement should have been possible: a check that could not run (an error), a
 steady-state check before any fault, or an objective written in the experiment file. The default
 rpo_orders objective on a system whose load records no acknowledgements is "not checked" and says so.
+
+A drill is judged by the same rules, one level up (`decide_drill`): its experiments' verdicts and
+exit codes combined, then its own objectives, where "not checked" counts as missed (the drill asked).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol
 
 from engine.errors import ExitCode
 from engine.journal import CheckRecord, FaultRecord, IntegrityRecord, Journal, ObjectiveRecord, Verdict
@@ -15,6 +21,8 @@ from engine.model import Experiment
 from engine.wording import Wording, for_stack
 
 PERSISTED = "acknowledged_orders_persisted"
+DrillVerdict = Literal["passed", "failed", "aborted", "interrupted", "error"]
+NOT_ROLLED_BACK = "could NOT be rolled back: check the system now"
 
 
 def _describe_check(check: CheckRecord) -> str:
@@ -111,7 +119,7 @@ def decide(
         return (
             "rollback_failed",
             ExitCode.ROLLBACK_FAILED,
-            f"fault(s) {names} could NOT be rolled back: check the system now.",
+            f"fault(s) {names} {NOT_ROLLED_BACK}.",
         )
     if aborted:
         unsound = [r.name for r in journal.integrity if r.status == "failed" or r.error]
@@ -150,3 +158,62 @@ def decide(
     if journal.integrity or journal.phase("integrity") is not None:
         tail += " " + integrity_sentence(journal, words)
     return "passed", ExitCode.PASSED, f"The steady state held before and after the faults.{tail}"
+
+
+class DrillPart(Protocol):
+    """One experiment of a drill as its verdict sees it (drilling.record.DrillExperimentRecord)."""
+
+    @property
+    def verdict(self) -> str: ...  # the journal's, or error (could not run), skipped, running (interrupted)
+
+    @property
+    def exit_code(self) -> int | None: ...
+
+
+class DrillStep(Protocol):
+    """One runbook step as the drill's summary counts it (drilling.record.StepRecord)."""
+
+    @property
+    def status(self) -> str: ...
+
+
+def _steps_sentence(steps: Sequence[DrillStep]) -> str:
+    done = sum(1 for s in steps if s.status in ("done", "late"))
+    late = sum(1 for s in steps if s.status == "late")
+    return f"{done}/{len(steps)} runbook steps done" + (f" ({late} late)" if late else "")
+
+
+def decide_drill(
+    parts: Sequence[DrillPart],
+    objectives: Sequence[ObjectiveRecord],
+    steps: Sequence[DrillStep],
+    *,
+    interrupted: bool,
+    could_not_run: str = "",
+) -> tuple[DrillVerdict, int, str]:
+    """A drill's verdict, exit code and summary; the order of the tests is the precedence.
+
+    A stuck rollback anywhere outranks everything (the system may be broken), then an interrupt, an
+    experiment that could not run (`could_not_run` says why, when known), an aborted one, and then
+    any experiment that did not pass or objective not held. Runbook steps do not change the verdict
+    (a missed one is in the record and the count); skipped experiments never ran and are not failures.
+    """
+    codes = [p.exit_code for p in parts if p.exit_code is not None]
+    failed = [str(i + 1) for i, p in enumerate(parts) if p.verdict not in ("passed", "skipped")]
+    missed = [o.name for o in objectives if o.status != "held"]  # not checked is never held
+    verdict: DrillVerdict
+    if ExitCode.ROLLBACK_FAILED in codes:
+        verdict, code, headline = "failed", ExitCode.ROLLBACK_FAILED, f"a fault {NOT_ROLLED_BACK}"
+    elif interrupted or ExitCode.INTERRUPTED in codes:
+        verdict, code, headline = "interrupted", ExitCode.INTERRUPTED, "interrupted; faults were rolled back"
+    elif ExitCode.CANNOT_RUN in codes:
+        verdict, code, headline = "error", ExitCode.CANNOT_RUN, could_not_run or "an experiment could not run"
+    elif any(p.verdict == "aborted" for p in parts):
+        verdict, code, headline = "aborted", ExitCode.DEVIATED, "an experiment was aborted"
+    elif failed or missed:
+        reasons = [f"experiment(s) {', '.join(failed)} did not pass"] if failed else []
+        reasons += [f"objective(s) missed: {', '.join(missed)}"] if missed else []
+        verdict, code, headline = "failed", ExitCode.DEVIATED, "; ".join(reasons)
+    else:
+        verdict, code, headline = "passed", ExitCode.PASSED, "every experiment passed and every objective was met"
+    return verdict, code, f"{headline}; {_steps_sentence(steps)}."

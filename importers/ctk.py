@@ -22,8 +22,8 @@ from importers.ctk_experiment import guards_section, load_section, objectives_se
 from importers.ctk_items import Step
 from importers.ctk_options import ConvertOptions
 from importers.ctk_output import render, validate
-from importers.ctk_targets import try_load_stack
-from importers.ctk_timeline import build_timeline
+from importers.ctk_targets import StackInfo, try_load_stack
+from importers.ctk_timeline import Timeline, build_timeline
 
 __all__ = [
     "Conversion",
@@ -181,32 +181,21 @@ def _unique(ctx: Context, probes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return probes
 
 
-def _convert(path: Path, options: ConvertOptions) -> tuple[Conversion, Plan]:
-    path = Path(path)
-    source = read_source(path)
-    ctx = Context(source)
+def _stack_of(path: Path, options: ConvertOptions, base: Path) -> StackInfo:
     if options.problems():
         raise CtkImportError([Problem(str(path), None, None, f"option: {text}") for text in options.problems()])
-    document_path = (options.out or path).resolve()
-    base = document_path.parent
     stack, message, stack_error = try_load_stack(options.stack, base)
     if stack_error is not None:
         raise CtkImportError(stack_error.problems)
     if stack is None:
         raise CtkImportError([Problem(str(path), None, None, f"option --stack: {message}")])
-    values = load_values(ctx, options)
-    title, description, tags = _header(ctx, options, values)
-    strategy = _strategy(ctx)
-    acts = Activities(ctx, values, options, stack)
-    probes = _steady_state(ctx, acts, strategy)
-    method_steps = _steps(ctx, acts, "method")
-    rollback_steps = _steps(ctx, acts, "rollbacks")
-    ctx.raise_problems()
-    timeline = build_timeline(ctx, method_steps, rollback_steps, options)
-    if not timeline.faults:
-        ctx.refuse(("method",), "no activity of the method maps onto a fault: there is nothing to inject")
-    ctx.raise_problems()
-    judged = bool(probes)
+    return stack
+
+
+def _judged_probes(
+    ctx: Context, probes: list[dict[str, Any]], strategy: str, timeline: Timeline
+) -> list[dict[str, Any]]:
+    """The steady state: the hypothesis' probes (over the fault windows too, by strategy) and the method's checks."""
     if strategy in _DURING:
         for probe in probes:
             probe["during"] = {"max": 0.0}
@@ -224,6 +213,10 @@ def _convert(path: Path, options: ConvertOptions) -> tuple[Conversion, Plan]:
             "steady state is a placeholder that always holds (error_rate at most 1); rollbacks, their "
             "verification and the integrity checks still apply",
         )
+    return probes
+
+
+def _method(timeline: Timeline) -> list[dict[str, Any]]:
     method = []
     for fault in sorted(timeline.faults, key=lambda f: f.at):
         step: dict[str, Any] = {
@@ -238,6 +231,31 @@ def _convert(path: Path, options: ConvertOptions) -> tuple[Conversion, Plan]:
         if fault.item.params:
             step["params"] = fault.item.params
         method.append(step)
+    return method
+
+
+def _convert(path: Path, options: ConvertOptions) -> tuple[Conversion, Plan]:
+    path = Path(path)
+    source = read_source(path)
+    ctx = Context(source)
+    document_path = (options.out or path).resolve()
+    base = document_path.parent
+    stack = _stack_of(path, options, base)
+    values = load_values(ctx, options)
+    title, description, tags = _header(ctx, options, values)
+    strategy = _strategy(ctx)
+    acts = Activities(ctx, values, options, stack)
+    probes = _steady_state(ctx, acts, strategy)
+    method_steps = _steps(ctx, acts, "method")
+    rollback_steps = _steps(ctx, acts, "rollbacks")
+    ctx.raise_problems()
+    timeline = build_timeline(ctx, method_steps, rollback_steps, options)
+    if not timeline.faults:
+        ctx.refuse(("method",), "no activity of the method maps onto a fault: there is nothing to inject")
+    ctx.raise_problems()
+    judged = bool(probes)
+    probes = _judged_probes(ctx, probes, strategy, timeline)
+    method = _method(timeline)
     experiment: dict[str, Any] = {
         "version": 1,
         "title": title,

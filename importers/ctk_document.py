@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,11 +85,13 @@ class Context:
 
 
 def portable_path(path: Path, base: Path) -> str:
-    """`path` relative to `base` when they share a tree (as experiment files write paths), else absolute."""
+    """`path` relative to `base` when it lies in `base`'s folder or below (as experiment files write the
+    paths of their neighbours), else absolute: a path climbing out of the folder would break as soon as
+    the two are copied apart."""
     path, base = path.resolve(), base.resolve()
-    if os.path.commonpath([path, base]) == os.sep:
+    if not path.is_relative_to(base):
         return str(path)
-    return os.path.relpath(path, base)
+    return str(path.relative_to(base))
 
 
 def _decode(raw: bytes, name: str) -> str:

@@ -102,9 +102,34 @@ def _close(
 def build_timeline(ctx: Context, method: list[Step], rollbacks: list[Step], options: ConvertOptions) -> Timeline:
     """Lay the steps out in time; decisions and refusals go to `ctx`."""
     timeline = Timeline(method_start=options.warmup_s + options.baseline_s)
-    cursor = background_end = timeline.method_start
     open_faults: list[TimedFault] = []
     done: list[TimedFault] = []
+    timeline.method_end = _lay_method(ctx, timeline, method, open_faults, done)
+    rollbacks_start = _rollbacks_start(ctx, timeline, open_faults, options)
+    timeline.rollbacks_start = rollbacks_start
+    rcursor = rollbacks_start
+    for step in rollbacks:
+        start = rcursor + step.before_s
+        for item in step.items:
+            if isinstance(item, UndoItem):
+                _close(ctx, step, item, start, open_faults, done, in_rollbacks=True)
+        if not step.background:
+            rcursor = start + step.after_s
+    for fault in open_faults:
+        fault.end = rollbacks_start
+        ctx.decide(
+            fault.loc,
+            f"in place until the rollbacks begin ({_t(rollbacks_start)}, "
+            f"{_t(fault.end - fault.at)} in all): its automatic rollback then undoes and verifies it",
+        )
+    return timeline
+
+
+def _lay_method(
+    ctx: Context, timeline: Timeline, method: list[Step], open_faults: list[TimedFault], done: list[TimedFault]
+) -> float:
+    """Place the method's steps from the method's start; returns when the method ends."""
+    cursor = background_end = timeline.method_start
     for step in method:
         start = cursor + step.before_s
         end = start
@@ -133,7 +158,11 @@ def build_timeline(ctx: Context, method: list[Step], rollbacks: list[Step], opti
             )
         else:
             cursor = end + step.after_s
-    timeline.method_end = max(cursor, background_end)
+    return max(cursor, background_end)
+
+
+def _rollbacks_start(ctx: Context, timeline: Timeline, open_faults: list[TimedFault], options: ConvertOptions) -> float:
+    """The method's end, or later so that every fault still in place lasts at least min_fault."""
     rollbacks_start = timeline.method_end
     for fault in open_faults:
         if fault.at + options.min_fault_s > rollbacks_start:
@@ -145,20 +174,4 @@ def build_timeline(ctx: Context, method: list[Step], rollbacks: list[Step], opti
             f"its last fault; faults still in place last at least {_t(options.min_fault_s)} (option "
             f"min_fault), so the rollbacks begin at {_t(rollbacks_start)}",
         )
-    timeline.rollbacks_start = rollbacks_start
-    rcursor = rollbacks_start
-    for step in rollbacks:
-        start = rcursor + step.before_s
-        for item in step.items:
-            if isinstance(item, UndoItem):
-                _close(ctx, step, item, start, open_faults, done, in_rollbacks=True)
-        if not step.background:
-            rcursor = start + step.after_s
-    for fault in open_faults:
-        fault.end = rollbacks_start
-        ctx.decide(
-            fault.loc,
-            f"in place until the rollbacks begin ({_t(rollbacks_start)}, "
-            f"{_t(fault.end - fault.at)} in all): its automatic rollback then undoes and verifies it",
-        )
-    return timeline
+    return rollbacks_start

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 
 PACKAGES = ["chaos.py", "engine", "injectors", "reports", "tradingstack", "loadgen", "chaosproxy", "bench", "scripts"]
 SHELL_CALLS = {("os", "system"), ("os", "popen"), ("subprocess", "getoutput"), ("subprocess", "getstatusoutput")}

@@ -13,7 +13,7 @@ from cli.checks import check_arguments
 from cli.parser import build_parser
 from engine.errors import ExitCode, InvalidInputError
 from tests.cli.odd_paths import ODD_INPUTS, ODD_OUTPUT_DIRS, read_only_dir
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 
 
 @pytest.mark.parametrize(

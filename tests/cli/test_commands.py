@@ -13,7 +13,7 @@ import pytest
 from clients.toxiproxy import ToxiproxyClient
 from engine.errors import ExitCode
 from tests.engine.fakes import run_fake
-from tests.helpers import ROOT, chaos, listening_url
+from tests.support.helpers import ROOT, chaos, listening_url
 
 
 def test_report_renders_again_from_a_journal(tmp_path: Path) -> None:

@@ -11,9 +11,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,35 +22,10 @@ from engine.journal import load_journal
 from engine.locks import SystemBusyError, SystemLock, identities
 from engine.undo import LEDGER_FILE, UndoLedger
 from stackspec.targets import ProcessInstance, StackDescription
-from tests.cli.test_exit_codes import OK_STEADY, write_experiment
-from tests.cli.test_exit_codes import world as world  # the fixture
-from tests.helpers import ROOT, chaos
+from tests.support.cli_world import OK_STEADY, start_run, wait_fault, write_experiment
+from tests.support.helpers import chaos
 
 pytestmark = [pytest.mark.slow]
-
-
-def start_run(experiment: Path, runs: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "chaos.py"), "run", str(experiment), "--runs-dir", str(runs), "--quiet"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def wait_fault(runs: Path, status: str = "injected", timeout_s: float = 60) -> Path:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for path in runs.glob("*/journal.json"):
-            try:
-                faults = json.loads(path.read_text())["faults"]
-            except (ValueError, OSError, KeyError):
-                continue
-            if faults and faults[0]["status"] == status:
-                return path
-        time.sleep(0.05)
-    raise AssertionError(f"no fault reached {status!r} in time")
 
 
 def long_pause(world: dict[str, object]) -> Path:

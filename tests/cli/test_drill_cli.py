@@ -24,7 +24,7 @@ from drilling.record import load_drill_record
 from engine.errors import ExitCode
 from stackspec.targets import HttpHealth, ProcessInstance, ProcessTarget, StackDescription
 from tests.drilling.receiver import receiving
-from tests.helpers import ROOT, chaos, free_port
+from tests.support.helpers import ROOT, chaos, free_port
 
 HERE = Path(__file__).resolve().parent
 

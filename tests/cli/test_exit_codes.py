@@ -9,17 +9,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from clients.health import wait_healthy
-from clients.procs import is_running, spawn
+from clients.procs import is_running
 from engine.errors import ExitCode
 from engine.journal import load_journal
-from stackspec.targets import HttpHealth, ProcessInstance, ProcessTarget, StackDescription
-from tests.helpers import chaos, free_port
+from stackspec.targets import ProcessInstance, ProcessTarget, StackDescription
+from tests.support.cli_world import OK_STEADY, only_journal, write_experiment
+from tests.support.helpers import chaos, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -27,93 +26,6 @@ HERE = Path(__file__).resolve().parent
 pytestmark = [pytest.mark.slow]
 
 
-def service(tmp: Path, name: str, role: str, restart_argv: list[str] | None = None) -> ProcessInstance:
-    port = free_port()
-    argv = [sys.executable, str(HERE / "svc.py"), str(port), role]
-    inst = spawn(
-        ProcessInstance(
-            name=name,
-            argv=argv,
-            log=str(tmp / f"{name}.log"),
-            health=HttpHealth(http=f"http://127.0.0.1:{port}/health"),
-            role_url=f"http://127.0.0.1:{port}/status",
-            ports={"http": port},
-        )
-    )
-    assert inst.health is not None
-    wait_healthy(inst.health, 10)
-    return inst.model_copy(update={"argv": restart_argv}) if restart_argv else inst
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[dict[str, object]]:
-    """A web server (the load's target, never faulted) and a group of two services to fault."""
-    web = service(tmp_path, "web-1", "web")
-    svc = [service(tmp_path, "svc-1", "leader"), service(tmp_path, "svc-2", "follower")]
-    state: dict[str, object] = {"web": web, "svc": svc, "tmp": tmp_path}
-    yield state
-    for inst in [web, *svc]:
-        if inst.pid and is_running(inst):
-            os.kill(inst.pid, signal.SIGKILL)
-    # Processes restarted by a run's rollback are known only to that run's journal.
-    for journal in tmp_path.glob("runs/*/journal.json"):
-        for fault in load_journal(journal).faults:
-            for result in fault.rollback:
-                pid = result.detail.get("pid")
-                cmdline = Path(f"/proc/{pid}/cmdline")
-                if pid and cmdline.exists() and b"svc.py" in cmdline.read_bytes():
-                    os.kill(pid, signal.SIGKILL)
-
-
-def write_experiment(
-    world: dict[str, object],
-    *,
-    steady: str,
-    stack: StackDescription | None = None,
-    at: str = "4s",
-    host: str = "web",
-    select: str = "{role: leader}",
-    extra: str = "",
-    load: str = "11s",
-) -> Path:
-    """The test experiment: `load` long (11 s: baseline, a 2 s fault at `at`, and a recovery window that still
-    holds probe samples when a restart is slow on a loaded machine)."""
-    tmp = world["tmp"]
-    assert isinstance(tmp, Path)
-    web = world["web"]
-    svc = world["svc"]
-    assert isinstance(web, ProcessInstance) and isinstance(svc, list)
-    desc = stack or StackDescription(
-        name="cli-test",
-        endpoints={"web": f"http://127.0.0.1:{web.ports['http']}"},
-        targets={"svc": ProcessTarget(instances=svc), "web": ProcessTarget(instances=[web])},
-        market_hours=None,  # a test stack never trades: runs are allowed at any time of day
-    )
-    (tmp / "stack.json").write_text(desc.model_dump_json(indent=1))
-    path = tmp / "exp.yaml"
-    path.write_text(f"""\
-version: 1
-title: CLI exit code test
-stack: {{file: stack.json}}
-load: {{locustfile: {HERE / "web_locustfile.py"}, users: 4, spawn_rate: 4, duration: {load}, warmup: 2s, host: {host}}}
-steady_state:
-{steady}
-method:
-  - {{at: {at}, duration: 2s, kind: process.kill, target: svc, select: {select}}}
-objectives: {{rto: 5s}}
-{extra}
-integrity: []            # this service takes no orders: nothing to reconcile
-recovery: {{stable_for: 1s}}
-""")
-    return path
-
-
-def only_journal(runs: Path) -> Path:
-    (journal,) = runs.glob("*/journal.json")
-    return journal
-
-
-OK_STEADY = "  - {name: errors, metric: error_rate, max: 0.01}\n  - {name: web health, http: {url: '{web}/health'}}"
 
 
 def test_exit_0_passed_kill_restart_and_reports(world: dict[str, object], tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ import chaos
 from engine.errors import ExitCode
 from tests.cli.odd_paths import ODD_INPUTS, ODD_OUTPUT_DIRS, make_under_a_file
 from tests.engine.fakes import run_fake
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 
 HANG_S = 10
 DRILL = str(ROOT / "drills" / "matcher-node-loss.yaml")

@@ -16,8 +16,8 @@ import chaos
 from engine.errors import ExitCode
 from tests.cli.odd_paths import make_fifo, read_only_dir
 from tests.engine.fakes import run_fake
-from tests.helpers import ROOT
-from tests.helpers import chaos as run_chaos
+from tests.support.helpers import ROOT
+from tests.support.helpers import chaos as run_chaos
 
 DRILL = str(ROOT / "drills" / "matcher-node-loss.yaml")
 EXPERIMENT = str(ROOT / "experiments" / "ci-smoke.yaml")

@@ -23,9 +23,8 @@ from clients.procs import state_of
 from engine.errors import ExitCode
 from engine.undo import LEDGER_FILE, UndoLedger
 from stackspec.targets import ProcessInstance
-from tests.cli.test_exit_codes import OK_STEADY, write_experiment
-from tests.cli.test_exit_codes import world as world  # the fixture
-from tests.helpers import ROOT, chaos
+from tests.support.cli_world import OK_STEADY, write_experiment
+from tests.support.helpers import ROOT, chaos
 
 pytestmark = [pytest.mark.slow, pytest.mark.infra]
 

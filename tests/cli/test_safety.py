@@ -19,9 +19,8 @@ from engine.journal import load_journal
 from engine.locks import SystemLock, identities
 from engine.undo import LEDGER_FILE, UndoLedger
 from stackspec.targets import ProcessInstance, ProcessTarget, StackDescription
-from tests.cli.test_exit_codes import OK_STEADY, write_experiment
-from tests.cli.test_exit_codes import world as world  # the fixture
-from tests.helpers import ROOT, chaos
+from tests.support.cli_world import OK_STEADY, write_experiment
+from tests.support.helpers import ROOT, chaos
 
 
 def wait_injected(journal_dir: Path, timeout_s: float = 30) -> None:

@@ -21,10 +21,8 @@ from clients.procs import state_of
 from engine.errors import ExitCode
 from engine.undo import LEDGER_FILE, UndoLedger
 from stackspec.targets import ProcessInstance, ProcessTarget, StackDescription
-from tests.cli.test_concurrency import start_run, wait_fault
-from tests.cli.test_exit_codes import OK_STEADY, write_experiment
-from tests.cli.test_exit_codes import world as world  # the fixture
-from tests.helpers import ROOT, chaos
+from tests.support.cli_world import OK_STEADY, start_run, wait_fault, write_experiment
+from tests.support.helpers import ROOT, chaos
 
 pytestmark = [pytest.mark.slow]
 SECRET = "inline-s3cret-value"

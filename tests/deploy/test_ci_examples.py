@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import ROOT, require_programs
+from tests.support.helpers import ROOT, require_programs
 
 CI_DIR = ROOT / "deploy" / "ci"
 

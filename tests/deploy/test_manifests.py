@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 import chaos
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 
 K8S = ROOT / "deploy" / "k8s"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"

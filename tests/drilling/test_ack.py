@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from drilling.ack import ACK_FILE, AckInbox, AckServer, append_ack, live_drills, write_live
+from drilling.ack import ACK_FILE, AckInbox, append_ack, live_drills, write_live
+from drilling.ack_page import AckServer
 
 
 def test_inbox_reads_each_acknowledgement_once_and_waits_for_whole_lines(tmp_path: Path) -> None:
@@ -84,3 +85,23 @@ def test_posting_an_acknowledgement_appends_it(server: AckServer, tmp_path: Path
     assert status == 200 and "acknowledged by eve" in answer["message"]
     (ack,) = AckInbox(tmp_path).read_new()
     assert (ack.step, ack.by, ack.source) == ("brief", "eve", "web")
+
+
+def post(url: str, body: bytes, content_type: str) -> tuple[int, Any]:
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": content_type}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_the_page_takes_json_and_refuses_bad_or_large_bodies(server: AckServer, tmp_path: Path) -> None:
+    url = server.base_url + "/ack"
+    body = json.dumps({"step": "brief", "by": "zoe", "token": server.token}).encode()
+    assert post(url, body, "application/json") == (200, {"message": "step 'brief' acknowledged by zoe"})
+    assert post(url, b"[1, 2]", "application/json") == (400, {"message": "invalid JSON"})
+    assert post(url, b"x" * 5000, "application/x-www-form-urlencoded")[0] == 413
+    assert post(server.base_url + "/elsewhere", body, "application/json")[0] == 404
+    assert request(f"{server.base_url}/nothing?token={server.token}")[0] == 404
+    assert [a.by for a in AckInbox(tmp_path).read_new()] == ["zoe"]

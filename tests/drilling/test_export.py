@@ -12,7 +12,7 @@ import yaml
 from drilling import cron
 from drilling.export import crontab_line, k8s_cronjob
 from drilling.model import load_drill
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 
 SHANGHAI = cron.zone("Asia/Shanghai")
 

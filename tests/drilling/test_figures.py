@@ -7,10 +7,11 @@ import json
 import textwrap
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drilling.figures import HEADLINE, attribute, derive, objectives
+from drilling.figures import HEADLINE, attribute, derive, longest, objectives, recovered_at
 from drilling.model import Drill, DrillPlan
 from drilling.record import (
     DrillExperimentRecord,
@@ -22,6 +23,7 @@ from drilling.record import (
 from drilling.run import DrillOptions, RunFunction, run_drill
 from engine.api import RunOptions, RunOutcome
 from engine.events import EventBus
+from engine.journal import FaultRecord, Journal, RecoveryRecord
 from engine.loader import load_document, validate_model
 from reports.management import format_duration, render_management_report
 from tests.engine.fakes import T0, FakeClock, World, run_fake
@@ -213,3 +215,30 @@ def test_a_schema_1_drill_record_is_read_with_figures_per_experiment(tmp_path: P
     ]
     report = render_management_report(record)  # no journal can be read: rendered from the record alone
     assert "Time to detect" in report and "not checked" in report
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [([], None), ([2.0, 7.5, 3.0], 7.5), ([0.0], 0.0), ([2.0, None], None)],
+)
+def test_the_rto_of_several_faults_is_the_longest_and_unknown_if_one_never_recovered(
+    values: list[float | None], expected: float | None
+) -> None:
+    assert longest(values) == expected
+
+
+def test_an_experiment_recovered_when_its_last_fault_did_on_the_figure_its_rto_uses() -> None:
+    def fault(index: int, recovery: RecoveryRecord | None) -> FaultRecord:
+        return FaultRecord(index=index, kind="k", target="t", at_s=1.0, duration_s=1.0, recovery=recovery)
+
+    early = RecoveryRecord(recovered_at=1010.0, settled_at=1030.0)
+    late = RecoveryRecord(recovered_at=1020.0, settled_at=1025.0, rto_from="fault_end")  # settled counts
+    journal = Journal(
+        run_id="r", tool_version="t", experiment_title="t", experiment_file="e.yaml", experiment_sha256="0" * 64,
+        experiment={}, stack={}, seed=1, started_at=1000.0, faults=[fault(1, early), fault(2, late), fault(3, None)],
+    )  # fmt: skip
+    assert recovered_at(journal) == 1025.0
+    journal.faults[0].recovery = RecoveryRecord()  # never held again
+    assert recovered_at(journal) is None
+    journal.faults = [fault(1, None)]
+    assert recovered_at(journal) is None  # nothing measured: nothing recovered

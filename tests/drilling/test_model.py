@@ -22,7 +22,7 @@ from drilling.model import (
     redact_url,
 )
 from engine.errors import InvalidInputError
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 
 EXPERIMENT = (ROOT / "experiments" / "matcher-leader-kill.yaml").read_text()
 

@@ -8,7 +8,7 @@ from drilling.model import WebhookTarget
 from drilling.notify import notify
 from drilling.record import DrillRecord
 from tests.drilling.receiver import receiving
-from tests.helpers import free_port
+from tests.support.helpers import free_port
 
 
 def record() -> DrillRecord:

@@ -11,7 +11,7 @@ import pytest
 
 from drilling.history import History
 from drilling.schedule import DrillScheduler, ScheduledDrill, load_scheduled
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 
 pytestmark = pytest.mark.slow
 

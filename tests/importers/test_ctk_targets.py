@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from importers.ctk_targets import load_stack, normalized_selector, parse_stack_option
-from tests.helpers import require_programs
+from tests.support.helpers import require_programs
 from tradingstack.topology import lay_out
 
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from loadgen.ledger import ACK_KEYS, CANCEL_KEYS, LEDGER_DIR_ENV, Ledger, source_id
-from tests.helpers import first_line, free_port
-from tests.loadgen.test_locust_runs import assert_clean_exit, locust, locust_env, locust_final_totals, running_gateway
+from tests.loadgen.locust_support import assert_clean_exit, locust, locust_env, locust_final_totals, running_gateway
+from tests.support.helpers import first_line, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = socket.gethostname()

@@ -26,8 +26,8 @@ from engine.load import Distribution, LocustLoad, plugin_path
 from engine.metrics import ALL, MetricStore
 from engine.model import LoadSpec
 from loadgen.metrics_plugin import SecondAggregator, new_histogram
-from tests.helpers import free_port, require_programs
-from tests.loadgen.test_locust_runs import running_gateway
+from tests.loadgen.locust_support import running_gateway
+from tests.support.helpers import free_port, require_programs
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = socket.gethostname()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 
 LISTS = ("scripts/debian-packages.txt", "scripts/debian-packages-test.txt")
 NAME = re.compile(r"[a-z0-9][a-z0-9.+-]+")

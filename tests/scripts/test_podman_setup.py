@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from clients.procs import state_of
-from tests.helpers import ROOT, require_programs
+from tests.support.helpers import ROOT, require_programs
 
 SETUP = ROOT / "scripts" / "podman-setup.sh"
 pytestmark = [pytest.mark.slow, pytest.mark.infra]

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # How long a server the tests start may take to answer. Generous on purpose: a first start on a new,
 # loaded machine (cold caches, first JVM or podman start after installation) is many times slower
 # than a warm one. Readiness is always the service's own answer, and an exit is reported at once.
