@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 
+from reports.formatting import format_offset as format_offset  # re-exported: the charts' time-axis labels
+
 Point = tuple[float, float | None]
 
 WIDTH = 900
@@ -75,20 +77,6 @@ def time_ticks(x_max: float, target: int = 8) -> list[float]:
     """Tick positions in seconds at human steps (10s, 1m, 5m, 10m, ...)."""
     step = next((s for s in _TIME_STEPS if x_max / s <= target), _TIME_STEPS[-1])
     return [float(i * step) for i in range(int(x_max // step) + 1)]
-
-
-def format_offset(seconds: float) -> str:
-    """Axis label for seconds since the start: 45s, 1m30s, 10m, 1h30m, 2h."""
-    s = round(seconds)
-    if s < 60:
-        return f"{s}s"
-    minutes, rest = divmod(s, 60)
-    if rest:
-        return f"{minutes}m{rest:02d}s"
-    hours, rest_m = divmod(minutes, 60)
-    if not hours:
-        return f"{minutes}m"
-    return f"{hours}h{rest_m:02d}m" if rest_m else f"{hours}h"
 
 
 def format_tick(value: float) -> str:

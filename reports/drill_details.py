@@ -17,34 +17,13 @@ from markupsafe import Markup
 from drilling.record import DrillExperimentRecord, DrillRecord, HistoryRow, StepRecord
 from engine.journal import Journal
 from reports import charts, drill_charts, run_charts
+from reports.formatting import format_duration, signed_offset, utc_iso, verdict
 
 REPORTABLE_S = 5 * 60  # an outage this long of a broker's trading system is a reportable incident
 MAJOR_S = 30 * 60  # ... and this long a major incident
-VERDICTS = {
-    "passed": ("Passed", "good"),
-    "failed": ("Failed", "bad"),
-    "aborted": ("Aborted", "bad"),
-    "error": ("Error", "bad"),
-    "interrupted": ("Interrupted", "warn"),
-    "running": ("Incomplete", "warn"),
-}
 STEP_TONES = {"done": "good", "late": "warn", "missed": "bad", "skipped": "warn", "pending": "warn"}
 STEP_COLORS = {"done": charts.OK_FILL, "late": "#e07b00", "missed": charts.BAD_FILL, "skipped": "#9aa5b1"}
 EXPERIMENT_COLOR = "#1f77b4"
-
-
-def format_duration(seconds: float | None) -> str:
-    """'45 s', '6 min 05 s', '1 h 02 min'; an em dash when unknown."""
-    if seconds is None:
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
-    s = round(seconds)
-    minutes, rest = divmod(s, 60)
-    if minutes < 60:
-        return f"{minutes} min {rest:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
 
 
 @dataclass(frozen=True)
@@ -98,10 +77,6 @@ class StepRow:
     tone: str
 
 
-def iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 class DetailsView:
     """The runbook, the timeline and the trends of one drill record (and its experiments' journals)."""
 
@@ -115,10 +90,7 @@ class DetailsView:
         self.trading = trading
 
     def rel(self, t: float | None) -> str:
-        if t is None:
-            return "—"
-        seconds = t - self.t0
-        return f"{'-' if seconds < 0 else '+'}{charts.format_offset(abs(seconds))}"
+        return "—" if t is None else signed_offset(t - self.t0)
 
     def steps(self) -> list[StepRow]:
         rows = []
@@ -141,7 +113,7 @@ class DetailsView:
         return rows
 
     def entry(self, t: float, kind: str, what: str, **more: str) -> TimelineRow:
-        return TimelineRow(t, self.rel(t), iso(t), kind, what, **more)
+        return TimelineRow(t, self.rel(t), utc_iso(t), kind, what, **more)
 
     def experiment_entries(self, e: DrillExperimentRecord, journal: Journal | str) -> list[TimelineRow]:
         """The experiment's start and end and, from its journal, each fault's injection and end."""
@@ -183,7 +155,7 @@ class DetailsView:
                     )
                 )
         if self.r.finished_at is not None:
-            label, tone = VERDICTS.get(self.r.verdict, (self.r.verdict, "warn"))
+            label, tone = verdict(self.r.verdict)
             rows.append(self.entry(self.r.finished_at, "drill", "drill finished", status=label, tone=tone))
         return sorted(rows, key=lambda row: row.t)
 
@@ -281,9 +253,9 @@ class DetailsView:
         return [
             {
                 "row": h,
-                "started": iso(h.started_at),
+                "started": utc_iso(h.started_at),
                 "current": h.drill_run_id == self.r.drill_run_id,
-                "tone": VERDICTS.get(h.verdict, (h.verdict, "warn"))[1],
+                "tone": verdict(h.verdict)[1],
                 "rto": format_duration(h.rto_s),
                 "ttd": format_duration(h.time_to_detect_s),
                 "ttr": format_duration(h.time_to_recover_s),

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from engine.journal import (
@@ -17,30 +15,20 @@ from engine.journal import (
     EventRecord,
     FaultRecord,
     Journal,
-    RecoveryRecord,
     Status,
     TargetResult,
     write_atomic,
 )
 from reports import run_charts
-from reports.html_integrity import MAX_LOST_ORDERS, Figure, JournalView, Stamp
-from reports.junit import fault_name
+from reports.formatting import fault_name, measured_label, seconds, verdict
+from reports.html_integrity import MAX_LOST_ORDERS, JournalView, Stamp
 from reports.outcomes import BASIS, DEFINITIONS, MARKS, TONES, other_basis, outcome_word, recovery_lines, rto_text
+from reports.templating import Figure, environment
 
 __all__ = ["MAX_LOST_ORDERS", "Figure", "Stamp", "environment", "measured_label", "render_html", "write_html"]
 
-TEMPLATES = Path(__file__).parent / "templates"
 MAX_EVENTS = 1000  # an hour-long run may journal many events; the journal keeps them all
 MAX_REQUEST_CHARTS = 3
-VERDICTS = {
-    "passed": ("Passed", "good"),
-    "deviated": ("Deviated", "bad"),
-    "rollback_failed": ("Rollback failed", "bad"),
-    "error": ("Error", "bad"),
-    "interrupted": ("Interrupted", "warn"),
-    "aborted": ("Aborted", "bad"),
-    "running": ("Incomplete", "warn"),
-}
 _FAULT_TONES = {"rolled_back": "good", "failed": "bad", "rollback_failed": "bad"}
 _UNITS = {
     "latency_p50_ms": "ms",
@@ -160,11 +148,12 @@ class _View(JournalView):
             note = BASIS[rec.rto_from] + (f" · objective {target:g} s" if target is not None else "")
             tone = "" if status is None else TONES[status]
             label, value = other_basis(rec)
-            impact = "no visible impact" if rec.degraded_at is None else f"impact {_impact(rec)}"
+            impact = seconds(rec.impact_s, "not recovered")
+            impact = "no visible impact" if rec.degraded_at is None else f"impact {impact}"
             figures += [Figure(f"RTO {name}", rto_text(rec), note, tone), Figure(f"{label} {name}", value, impact)]
             figures += [
-                Figure(f"{measured_label(key)} {name}", f"{seconds:.2f} s", "measured by the injector")
-                for key, seconds in fault.measured.items()
+                Figure(f"{measured_label(key)} {name}", f"{value:.2f} s", "measured by the injector")
+                for key, value in fault.measured.items()
             ]
         return figures
 
@@ -227,7 +216,7 @@ class _View(JournalView):
         selection = _details(select.model_dump(exclude_defaults=True)) if select else ""
         rec = fault.recovery
         recovery = recovery_lines(rec) if rec is not None else []
-        recovery += [(measured_label(key), f"{seconds:.2f} s") for key, seconds in fault.measured.items()]
+        recovery += [(measured_label(key), f"{value:.2f} s") for key, value in fault.measured.items()]
         degraded_note = recovered_note = ""
         if rec is not None and rec.degraded_straddles:
             degraded_note = "in the whole second that holds the injection: part of it came before the fault"
@@ -280,7 +269,7 @@ class _View(JournalView):
 
     def context(self, requests: Sequence[str] | None) -> dict[str, Any]:
         events, hidden = self.events()
-        label, tone = VERDICTS.get(self.j.verdict, (self.j.verdict, "warn"))
+        label, tone = verdict(self.j.verdict)
         ledger, ledger_files = self.ledger()
         lost_orders, lost_more, lost_unlisted = self.lost_orders()
         return {
@@ -316,27 +305,6 @@ class _View(JournalView):
             "objective_outcome": lambda o: outcome(o.status, "met", "missed", o.why),
             "details": _details,
         }
-
-
-def _impact(rec: RecoveryRecord) -> str:
-    return "not recovered" if rec.impact_s is None else f"{rec.impact_s:.1f} s"
-
-
-def measured_label(key: str) -> str:
-    """`promoted_after_s` → "Promoted after": how a measured time is labelled in reports."""
-    return key.removesuffix("_s").replace("_", " ").capitalize()
-
-
-@cache
-def environment() -> Environment:
-    """Autoescaping, strict Jinja environment over reports/templates."""
-    return Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
 
 
 def render_html(journal: Journal, *, requests: Sequence[str] | None = None) -> str:

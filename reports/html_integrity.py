@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from engine.journal import IntegrityRecord, Journal, LostOrder, ObjectiveRecord
 from engine.wording import for_stack
-from reports.junit import fault_name
+from reports.formatting import fault_name, plural, utc_iso
+from reports.templating import Figure
 
 MAX_LOST_ORDERS = 50  # the journal lists up to 200; the report shows the first few, the journal has the rest
 RPO_OBJECTIVE = "rpo_orders"
@@ -26,14 +26,6 @@ class Stamp:
 
     rel: str
     iso: str
-
-
-@dataclass(frozen=True)
-class Figure:
-    label: str
-    value: str
-    note: str = ""
-    tone: str = ""
 
 
 @dataclass(frozen=True)
@@ -83,10 +75,6 @@ class LostOrderRow:
     fault_title: str
 
 
-def plural(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
-
-
 def _price(value: float) -> str:
     """A price as the journal has it, without float noise or rounding away decimals: 7.8, 35.25."""
     return f"{value:,.8f}".rstrip("0").rstrip(".")
@@ -111,8 +99,7 @@ class JournalView:
     def stamp(self, t: float | None) -> Stamp | None:
         if t is None:
             return None
-        iso = datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        return Stamp(f"{t - self.t0:+.1f}s", iso)
+        return Stamp(f"{t - self.t0:+.1f}s", utc_iso(t, "milliseconds"))
 
     def must_stamp(self, t: float) -> Stamp:
         stamp = self.stamp(t)

@@ -11,7 +11,6 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.journal import (
@@ -23,6 +22,7 @@ from engine.journal import (
     TargetResult,
     write_atomic,
 )
+from reports.formatting import fault_name, utc_iso
 
 # Characters XML 1.0 cannot carry: an ANSI colour code in an error message would make the file unreadable.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -39,11 +39,6 @@ def _secs(value: float | None) -> str:
 
 def _num(value: float | None) -> str:
     return "none" if value is None else f"{value:g}"
-
-
-def fault_name(fault: FaultRecord) -> str:
-    """How a fault is named in reports: '#1 process.kill matcher'."""
-    return f"#{fault.index} {fault.kind} {fault.target}"
 
 
 def _span(results: Iterable[TargetResult]) -> float | None:
@@ -238,7 +233,7 @@ def build_junit(journal: Journal) -> ET.Element:
     title = _clean(journal.experiment_title)
     root = ET.Element("testsuites", {"name": title, **counts})
     # JUnit's timestamp has no zone: it is UTC here, as the run id and the journal are.
-    timestamp = datetime.fromtimestamp(journal.started_at, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    timestamp = utc_iso(journal.started_at, zone="")
     element = ET.SubElement(root, "testsuite", {"name": title, **counts, "timestamp": timestamp})
     element.append(_properties(journal))
     element.extend(suite.cases)

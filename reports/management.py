@@ -22,18 +22,10 @@ from drilling.record import DrillExperimentRecord, DrillFaultRecord, DrillRecord
 from engine.journal import Journal, Status, load_journal, write_atomic
 from engine.wording import Wording, declares_trading
 from reports import run_charts
-from reports.drill_details import (
-    MAJOR_S,
-    REPORTABLE_S,
-    VERDICTS,
-    DetailsView,
-    Outage,
-    classify_outage,
-    format_duration,
-    iso,
-)
-from reports.html import Figure, environment
+from reports.drill_details import MAJOR_S, REPORTABLE_S, DetailsView, Outage, classify_outage
+from reports.formatting import format_duration, plural, utc_iso, verdict
 from reports.outcomes import BASIS, DEFINITIONS, MARKS, TONES, outcome_word
+from reports.templating import Figure, environment
 
 __all__ = [
     "MAJOR_S",
@@ -102,10 +94,6 @@ def _value(value: float | None, unit: str, missing: str = "not measured") -> str
     if value is None:
         return missing
     return format_duration(value) if unit == "s" else f"{value:,g} {unit}".strip()
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 def _resolve(path: str, base: Path | None) -> Path:
@@ -195,7 +183,7 @@ class _View(DetailsView):
         return max(peaks, key=lambda p: p[0]) if peaks else None
 
     def verdict_words(self) -> str:
-        label, _ = VERDICTS.get(self.r.verdict, (self.r.verdict, "warn"))
+        label, _ = verdict(self.r.verdict)
         judged = self.r.objectives
         missed = [
             f"{o.name} {_value(o.observed, o.unit)} against {_value(o.target, o.unit)}"
@@ -206,12 +194,12 @@ class _View(DetailsView):
         if not judged:
             objectives = "no objectives were judged"
         elif missed or unchecked:
-            parts = [f"{len(missed)} of {_plural(len(judged), 'objective')} missed"]
+            parts = [f"{len(missed)} of {plural(len(judged), 'objective')} missed"]
             parts[0] += f" ({'; '.join(missed)})" if missed else ""
             parts += [f"{len(unchecked)} not checked, so missed ({'; '.join(unchecked)})"] if unchecked else []
             objectives = ", ".join(parts)
         else:
-            objectives = f"all {_plural(len(judged), 'objective')} met"
+            objectives = f"all {plural(len(judged), 'objective')} met"
         return f"The drill {label.lower()}: {objectives}.{self.lost_claim()}"
 
     def _worst(self, name: str) -> str:
@@ -313,7 +301,7 @@ class _View(DetailsView):
         return rows
 
     def context(self) -> dict[str, Any]:
-        label, tone = VERDICTS.get(self.r.verdict, (self.r.verdict, "warn"))
+        label, tone = verdict(self.r.verdict)
         duration = None if self.r.finished_at is None else self.r.finished_at - self.t0
         passed = sum(h.verdict == "passed" for h in self.history)
         title = self.r.drill.get("title")
@@ -326,7 +314,7 @@ class _View(DetailsView):
             "outage": self.outage,
             "trading": self.trading,
             "orders_word": self.words.Orders,
-            "started": iso(self.t0),
+            "started": utc_iso(self.t0),
             "duration": "unfinished" if duration is None else format_duration(duration),
             "figures": self.figures(),
             "objectives": self.objectives(),

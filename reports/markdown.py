@@ -11,7 +11,8 @@ import re
 from pathlib import Path
 
 from engine.journal import CheckRecord, FaultRecord, Journal, Status, write_atomic
-from reports.outcomes import BASIS, DEFINITIONS, outcome_word, seconds
+from reports.formatting import seconds
+from reports.outcomes import BASIS, DEFINITIONS, outcome_word
 
 _ICON = {"passed": "✅", "deviated": "❌", "aborted": "🛑", "rollback_failed": "🚨", "interrupted": "⏹️", "error": "⚠️"}
 _OUTCOME = {"held": "✅", "failed": "❌", "not_checked": "⚪"}
@@ -42,7 +43,7 @@ def _fault_row(fault: FaultRecord) -> str:
     if rec is None:
         rto = impact = after = "—"
     else:
-        rto = ("not recovered" if rec.rto_s is None else seconds(rec.rto_s)) + f" ({BASIS[rec.rto_from]})"
+        rto = f"{seconds(rec.rto_s, 'not recovered')} ({BASIS[rec.rto_from]})"
         impact = "none" if rec.degraded_at is None else seconds(rec.impact_s, "not recovered")
         after = seconds(rec.after_end_s, "not measured")
     measured = ", ".join(f"{k} {v:g} s" for k, v in fault.measured.items()) or "—"

@@ -7,6 +7,7 @@ docs/recovery.md: the RTO as `objectives.rto_from` measures it, with the other f
 from __future__ import annotations
 
 from engine.journal import RecoveryRecord, Status
+from reports.formatting import seconds
 
 DEFINITIONS = "docs/recovery.md"  # reports are offline files: the definitions are named, not linked
 BASIS = {"fault_start": "from the fault's start", "fault_end": "after the fault ended"}
@@ -18,15 +19,9 @@ def outcome_word(status: Status, held: str = "held", failed: str = "failed") -> 
     return {"held": held, "failed": failed, "not_checked": "not checked"}[status]
 
 
-def seconds(value: float | None, missing: str = "—") -> str:
-    return missing if value is None else f"{value:.1f} s"
-
-
 def rto_text(rec: RecoveryRecord | None) -> str:
     """The judged RTO: '2.6 s', 'not recovered', or '—' when nothing was measured."""
-    if rec is None:
-        return "—"
-    return "not recovered" if rec.rto_s is None else f"{rec.rto_s:.1f} s"
+    return "—" if rec is None else seconds(rec.rto_s, "not recovered")
 
 
 def other_basis(rec: RecoveryRecord) -> tuple[str, str]:

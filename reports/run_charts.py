@@ -13,7 +13,8 @@ import math
 from collections.abc import Iterable, Sequence
 
 from engine.journal import CheckRecord, Journal, MetricPoint
-from reports.charts import LATENCY_COLORS, Band, Series, Threshold, format_offset, format_tick, line_chart, state_strip
+from reports.charts import LATENCY_COLORS, Band, Series, Threshold, format_tick, line_chart, state_strip
+from reports.formatting import format_offset
 
 
 def run_span(journal: Journal) -> float:

@@ -26,9 +26,9 @@ from engine.journal import ErrorRecord, Journal, save_journal
 from reports.html import write_html
 from reports.management import write_management_report
 from reports.pdf import CHROMIUM_ENV, PdfError, find_chromium, print_pdf
-from tests.helpers import ROOT, require_programs
 from tests.reports.drill_records import make_drill, make_history
 from tests.reports.report_journals import make_journal
+from tests.support.helpers import ROOT, require_programs
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Route
