@@ -48,6 +48,7 @@ from injectors.container import ContainerKillInjector, ContainerKillSpec  # noqa
 from injectors.process import ProcessKillInjector, ProcessKillSpec  # noqa: E402
 from injectors.selection import Selection  # noqa: E402
 from stackspec.targets import (  # noqa: E402
+    ContainerTarget,
     HttpHealth,
     ProcessInstance,
     ProcessTarget,
@@ -140,6 +141,77 @@ def row(name: str, values: list[list[float | None]]) -> str:
     return f"| {name} | {cells[0]} | {cells[1]} | {ratio} |"
 
 
+def service(work: Path, port: int, name: str) -> ProcessInstance:
+    """The small HTTP service, serving `work` on 127.0.0.1:`port`."""
+    argv = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(work)]
+    health = HttpHealth(http=f"http://127.0.0.1:{port}/", timeout_s=0.5)
+    return ProcessInstance(name=name, argv=argv, cwd=str(work), log=str(work / f"{name}.log"), health=health)
+
+
+def process_kind(work: Path, port: int) -> tuple[Kind, LiveStack]:
+    """Start the service as a plain process, healthy; the process.kill kind and the stack it lives in."""
+    process = spawn(service(work, port, "svc-process"))
+    assert process.health is not None
+    wait_healthy(process.health, 15)
+    stack = LiveStack(StackDescription(name="bench", targets={"svc": ProcessTarget(instances=[process])}), None)
+    ctx = EngineContext("bench", stack, 1, EventBus())
+
+    def process_pid() -> int:
+        group = stack.target("svc")
+        assert isinstance(group, ProcessTarget) and group.instances[0].pid is not None
+        return group.instances[0].pid
+
+    return Kind("process.kill", ProcessKillInjector(ProcessKillSpec()), ctx, "svc", process_pid, port), stack
+
+
+def container_kind(url: str, target: ContainerTarget, port: int) -> Kind:
+    """The container.kill kind of the service's started container."""
+    member = target.containers[0]
+    stack = LiveStack(StackDescription(name="bench", targets={"svc": target}), None)
+    ctx = EngineContext("bench", stack, 1, EventBus())
+
+    def container_pid() -> int:
+        with engine(url, 10) as client:
+            return client.inspect(str(member.container)).pid
+
+    return Kind("container.kill", ContainerKillInjector(ContainerKillSpec()), ctx, "svc", container_pid, port)
+
+
+def run_rounds(kinds: list[Kind], rounds: int) -> None:
+    """Kill each kind `rounds` times, alternating which goes first; print every onset."""
+    for n in range(rounds):
+        for kind in kinds if n % 2 == 0 else reversed(kinds):
+            onset = measure(kind)
+            kind.rounds.append(onset)
+            print(
+                f"round {n + 1} {kind.label:<15} call {onset.call_s * 1000:7.1f} ms  "
+                f"pid gone {(onset.pid_gone_s or float('nan')) * 1000:7.1f} ms  "
+                f"refused {(onset.refused_s or float('nan')) * 1000:7.1f} ms  "
+                f"rollback {onset.rollback_s * 1000:7.1f} ms",
+                flush=True,
+            )
+            time.sleep(0.2)
+
+
+def kill_process(stack: LiveStack) -> None:
+    """SIGKILL and reap the service's current process (the rollbacks restarted it)."""
+    last = stack.target("svc")
+    if isinstance(last, ProcessTarget) and last.instances[0].pid is not None:
+        os.kill(last.instances[0].pid, signal.SIGKILL)
+        reap(last.instances[0].pid)
+
+
+def print_table(kinds: list[Kind], rounds: int, url: str) -> None:
+    proc, cont = kinds
+    print(f"\n{rounds} rounds each; median (min-max); engine {url}")
+    print("| from the kill call until | process.kill | container.kill | container / process |")
+    print("|---|---|---|---|")
+    print(row("the injector's inject returned", [[o.call_s for o in k.rounds] for k in kinds]))
+    print(row("the host process is gone", [[o.pid_gone_s for o in k.rounds] for k in kinds]))
+    print(row("the service port refuses", [[o.refused_s for o in k.rounds] for k in kinds]))
+    print(row("rollback: back and healthy", [[o.rollback_s for o in k.rounds] for k in (proc, cont)]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7, help="kills of each kind (at least 5)")
@@ -156,68 +228,18 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="chaos-onset-", dir=REPO / "runs" if (REPO / "runs").is_dir() else None))
     proc_port, cont_port = free_ports(2)
-
-    def service(port: int, name: str) -> ProcessInstance:
-        argv = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(work)]
-        health = HttpHealth(http=f"http://127.0.0.1:{port}/", timeout_s=0.5)
-        return ProcessInstance(name=name, argv=argv, cwd=str(work), log=str(work / f"{name}.log"), health=health)
-
-    process = spawn(service(proc_port, "svc-process"))
-    assert process.health is not None
-    wait_healthy(process.health, 15)
-    proc_stack = LiveStack(StackDescription(name="bench", targets={"svc": ProcessTarget(instances=[process])}), None)
-    proc_ctx = EngineContext("bench", proc_stack, 1, EventBus())
-
-    def process_pid() -> int:
-        group = proc_stack.target("svc")
-        assert isinstance(group, ProcessTarget) and group.instances[0].pid is not None
-        return group.instances[0].pid
-
-    cont_target = containers.start(work, [service(cont_port, "svc-container")], "bench", "onset bench")
+    proc_kind, proc_stack = process_kind(work, proc_port)
+    cont_target = containers.start(work, [service(work, cont_port, "svc-container")], "bench", "onset bench")
     member = cont_target.containers[0]
     try:
         containers.wait_ready(cont_target, [], time.monotonic() + 30)
-        cont_stack = LiveStack(StackDescription(name="bench", targets={"svc": cont_target}), None)
-        cont_ctx = EngineContext("bench", cont_stack, 1, EventBus())
-
-        def container_pid() -> int:
-            with engine(url, 10) as client:
-                return client.inspect(str(member.container)).pid
-
-        kinds = [
-            Kind("process.kill", ProcessKillInjector(ProcessKillSpec()), proc_ctx, "svc", process_pid, proc_port),
-            Kind(
-                "container.kill", ContainerKillInjector(ContainerKillSpec()), cont_ctx, "svc", container_pid, cont_port
-            ),
-        ]
-        for n in range(args.rounds):
-            for kind in kinds if n % 2 == 0 else reversed(kinds):
-                onset = measure(kind)
-                kind.rounds.append(onset)
-                print(
-                    f"round {n + 1} {kind.label:<15} call {onset.call_s * 1000:7.1f} ms  "
-                    f"pid gone {(onset.pid_gone_s or float('nan')) * 1000:7.1f} ms  "
-                    f"refused {(onset.refused_s or float('nan')) * 1000:7.1f} ms  "
-                    f"rollback {onset.rollback_s * 1000:7.1f} ms",
-                    flush=True,
-                )
-                time.sleep(0.2)
+        kinds = [proc_kind, container_kind(url, cont_target, cont_port)]
+        run_rounds(kinds, args.rounds)
     finally:
         containers.remove_ids(url, [str(member.container)])
-        last = proc_stack.target("svc")
-        if isinstance(last, ProcessTarget) and last.instances[0].pid is not None:
-            os.kill(last.instances[0].pid, signal.SIGKILL)
-            reap(last.instances[0].pid)
+        kill_process(proc_stack)
         shutil.rmtree(work, ignore_errors=True)
-
-    proc, cont = kinds
-    print(f"\n{args.rounds} rounds each; median (min-max); engine {url}")
-    print("| from the kill call until | process.kill | container.kill | container / process |")
-    print("|---|---|---|---|")
-    print(row("the injector's inject returned", [[o.call_s for o in k.rounds] for k in kinds]))
-    print(row("the host process is gone", [[o.pid_gone_s for o in k.rounds] for k in kinds]))
-    print(row("the service port refuses", [[o.refused_s for o in k.rounds] for k in kinds]))
-    print(row("rollback: back and healthy", [[o.rollback_s for o in k.rounds] for k in (proc, cont)]))
+    print_table(kinds, args.rounds, url)
     return 0
 
 

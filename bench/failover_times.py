@@ -82,66 +82,91 @@ def summary(name: str, values: list[float]) -> str:
     )
 
 
+def middleware(directory: Path) -> tuple[list[ProcessInstance], list[ProcessInstance], list[ProcessInstance]]:
+    """The ha profile's Redis nodes, Sentinels and ZooKeeper ensemble in `directory`, on free ports (not started)."""
+    (directory / "logs").mkdir()
+    ports = topology.free_ports(14)
+    nodes = [
+        topology.redis_node_instance(directory, "redis-1", ports[0]),
+        topology.redis_node_instance(directory, "redis-2", ports[1], replica_of=ports[0]),
+    ]
+    sentinels = [topology.sentinel_instance(directory, f"sentinel-{n}", ports[1 + n], ports[0]) for n in (1, 2, 3)]
+    triples = [(ports[i], ports[i + 1], ports[i + 2]) for i in (5, 8, 11)]
+    return nodes, sentinels, topology.zookeeper_ensemble(directory, triples)
+
+
+def start_all(nodes: list[ProcessInstance], sentinels: list[ProcessInstance], ensemble: list[ProcessInstance]) -> None:
+    """Spawn every instance (the started one replaces it in its list); wait until all are healthy and settled."""
+    live: list[ProcessInstance] = []
+    for group in (nodes, sentinels, ensemble):
+        for i, instance in enumerate(group):
+            group[i] = spawn(instance)
+            live.append(group[i])
+    for instance in live:
+        assert instance.health is not None
+        wait_healthy(instance.health, TIMEOUT_S)
+    redis_set(nodes, sentinels).wait_settled(TIMEOUT_S)
+    ensemble_of(ensemble).wait_healthy(TIMEOUT_S)
+
+
+def sentinel_failover(nodes: list[ProcessInstance], sentinels: list[ProcessInstance]) -> float:
+    """SIGKILL the Redis primary; seconds until the Sentinels promote another. The killed node is restarted."""
+    watched = redis_set(nodes, sentinels)
+    old = watched.primary()
+    index = next(i for i, n in enumerate(nodes) if n.name == old)
+    kill(nodes[index])
+    promoted = wait_until("Sentinel to promote", watched.promoted_from(old))
+    nodes[index] = restart(nodes[index])
+    redis_set(nodes, sentinels).wait_settled(TIMEOUT_S)
+    return promoted
+
+
+def zookeeper_election(ensemble: list[ProcessInstance]) -> float:
+    """SIGKILL the ZooKeeper leader; seconds until another node leads. The killed node is restarted."""
+    servers = ensemble_of(ensemble)
+    leader = next(i for i, z in enumerate(ensemble) if z.name == servers.leader())
+    kill(ensemble[leader])
+    others = [z.name for i, z in enumerate(ensemble) if i != leader]
+    elected = wait_until("a new ZooKeeper leader", partial(servers.leader, others))
+    ensemble[leader] = restart(ensemble[leader])
+    ensemble_of(ensemble).wait_healthy(TIMEOUT_S)
+    return elected
+
+
+def stop_all(instances: list[ProcessInstance]) -> None:
+    """SIGTERM and reap the current process of each instance that was started."""
+    for instance in instances:
+        if instance.pid is not None:
+            try:
+                os.kill(instance.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            reap(instance.pid)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="kills of each kind (default 5, at most 20)")
     args = parser.parse_args()
     rounds = max(1, min(args.rounds, 20))
     with tempfile.TemporaryDirectory(prefix="failover-bench-") as tmp:
-        directory = Path(tmp)
-        (directory / "logs").mkdir()
-        ports = topology.free_ports(14)
-        nodes = [
-            topology.redis_node_instance(directory, "redis-1", ports[0]),
-            topology.redis_node_instance(directory, "redis-2", ports[1], replica_of=ports[0]),
-        ]
-        sentinels = [topology.sentinel_instance(directory, f"sentinel-{n}", ports[1 + n], ports[0]) for n in (1, 2, 3)]
-        triples = [(ports[i], ports[i + 1], ports[i + 2]) for i in (5, 8, 11)]
-        ensemble = topology.zookeeper_ensemble(directory, triples)
-        live: list[ProcessInstance] = []
+        nodes, sentinels, ensemble = middleware(Path(tmp))
         try:
-            for group in (nodes, sentinels, ensemble):
-                for i, instance in enumerate(group):
-                    group[i] = spawn(instance)
-                    live.append(group[i])
-            for instance in live:
-                assert instance.health is not None
-                wait_healthy(instance.health, TIMEOUT_S)
-            redis_set(nodes, sentinels).wait_settled(TIMEOUT_S)
-            ensemble_of(ensemble).wait_healthy(TIMEOUT_S)
-
-            promotions, elections = [], []
+            start_all(nodes, sentinels, ensemble)
+            promotions: list[float] = []
+            elections: list[float] = []
             for round_ in range(1, rounds + 1):
-                watched = redis_set(nodes, sentinels)
-                old = watched.primary()
-                index = next(i for i, n in enumerate(nodes) if n.name == old)
-                kill(nodes[index])
-                promoted = wait_until("Sentinel to promote", watched.promoted_from(old))
+                promoted = sentinel_failover(nodes, sentinels)
                 promotions.append(promoted)
-                nodes[index] = restart(nodes[index])
-                redis_set(nodes, sentinels).wait_settled(TIMEOUT_S)
-
-                servers = ensemble_of(ensemble)
-                leader = next(i for i, z in enumerate(ensemble) if z.name == servers.leader())
-                kill(ensemble[leader])
-                others = [z.name for i, z in enumerate(ensemble) if i != leader]
-                elected = wait_until("a new ZooKeeper leader", partial(servers.leader, others))
+                elected = zookeeper_election(ensemble)
                 elections.append(elected)
-                ensemble[leader] = restart(ensemble[leader])
-                ensemble_of(ensemble).wait_healthy(TIMEOUT_S)
                 print(
                     f"round {round_}: Sentinel promoted a replica in {promoted:.2f} s; "
                     f"ZooKeeper elected a leader in {elected:.2f} s",
                     flush=True,
                 )
         finally:
-            for instance in nodes + sentinels + ensemble:  # the current process of each (restarts included)
-                if instance.pid is not None:
-                    try:
-                        os.kill(instance.pid, signal.SIGTERM)
-                    except ProcessLookupError:
-                        continue
-                    reap(instance.pid)
+            stop_all(nodes + sentinels + ensemble)  # the current process of each (restarts included)
     print()
     print(summary("Sentinel failover (SIGKILL)", promotions))
     print(summary("ZooKeeper election (SIGKILL)", elections))

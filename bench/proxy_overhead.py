@@ -29,327 +29,57 @@ run completed, whatever the figures; 1 when it could not run (2: bad arguments).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import math
 import os
-import select
-import signal
-import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-REPO = Path(__file__).resolve().parents[1]
-MESSAGE_BYTES = 64
-CHUNK_BYTES = 256 * 1024
-TOXIC_LATENCY_MS = 100
-TOXIC_BLOCK = 25  # toxic round trips, then as many bare asyncio timers, and again
+# Run as `python bench/proxy_overhead.py`, bench/ is first on sys.path: the machinery is a sibling module.
+from proxy_measure import (
+    MESSAGE_BYTES,
+    REPO,
+    TOXIC_LATENCY_MS,
+    Results,
+    Settings,
+    cpu_seconds,
+    machine_cpu_seconds,
+    measure,
+    own_cpu_seconds,
+    percentile,
+    serve,
+    start_chaosproxy,
+    start_peer,
+    stop,
+)
+
 GOAL_ADDED_P50_MS = 0.2
 GOAL_PROXIED_MBPS = 300.0
 GOAL_TOXIC_P99_ERROR_MS = 2.0
-SOCKET_TIMEOUT_S = 10.0
-START_TIMEOUT_S = 15.0
-_COUNT = struct.Struct("!Q")
+Row = tuple[str, str, str, str, str, str]
 
 
-# --- the echo + sink server process ----------------------------------------------------------
+def _met(ok: bool) -> str:
+    return "yes" if ok else "NO"
 
 
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < size:
-        chunk = sock.recv(size - len(buf))
-        if not chunk:
-            raise ConnectionError(f"peer closed after {len(buf)} of {size} bytes")
-        buf += chunk
-    return bytes(buf)
-
-
-def _echo(conn: socket.socket) -> None:
-    with conn:
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        while data := conn.recv(65536):
-            conn.sendall(data)
-
-
-def _sink(conn: socket.socket) -> None:
-    """Read an 8-byte length, then that many bytes (discarded); answer with the count received."""
-    with conn:
-        buf = bytearray(1024 * 1024)
-        view = memoryview(buf)
-        expected = _COUNT.unpack(_recv_exact(conn, _COUNT.size))[0]
-        received = 0
-        while received < expected:
-            got = conn.recv_into(view, min(len(buf), expected - received))
-            if not got:
-                break
-            received += got
-        conn.sendall(_COUNT.pack(received))
-        while conn.recv(65536):  # wait for the client to close first
-            pass
-
-
-def _serve_forever(listener: socket.socket, handler: Callable[[socket.socket], None]) -> None:
-    def guarded(conn: socket.socket) -> None:
-        with contextlib.suppress(OSError):  # a client gone mid-way (a bench loop that hit its time limit)
-            handler(conn)
-
-    while True:
-        conn, _ = listener.accept()
-        threading.Thread(target=guarded, args=(conn,), daemon=True).start()
-
-
-def serve() -> None:
-    """The echo + sink process: print ``PORTS <echo> <sink>``, serve until stdin closes."""
-    ports: list[int] = []
-    for handler in (_echo, _sink):
-        listener = socket.create_server(("127.0.0.1", 0), backlog=64)
-        ports.append(listener.getsockname()[1])
-        threading.Thread(target=_serve_forever, args=(listener, handler), daemon=True).start()
-    print(f"PORTS {ports[0]} {ports[1]}", flush=True)
-    sys.stdin.read()  # the bench closes our stdin (or dies): stop
-
-
-# --- processes --------------------------------------------------------------------------------
-
-
-def _first_line(proc: subprocess.Popen[str], what: str) -> str:
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT_S)
-    line = proc.stdout.readline() if ready else ""
-    if not line:
-        proc.kill()
-        proc.wait(timeout=10)
-        raise RuntimeError(f"{what} did not start within {START_TIMEOUT_S:.0f}s (exit {proc.returncode})")
-    return line.strip()
-
-
-def start_peer() -> tuple[subprocess.Popen[str], int, int]:
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    line = _first_line(proc, "the echo/sink server")
-    if not line.startswith("PORTS "):
-        proc.kill()
-        raise RuntimeError(f"the echo/sink server said {line!r}")
-    _, echo, sink = line.split()
-    return proc, int(echo), int(sink)
-
-
-def start_chaosproxy(log: IO[str], profile: Path | None) -> tuple[subprocess.Popen[str], str]:
-    argv = [sys.executable]
-    if profile is not None:
-        argv += ["-m", "cProfile", "-o", str(profile)]
-    argv += ["-m", "chaosproxy", "serve", "--host", "127.0.0.1", "--port", "0"]
-    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True)
-    line = _first_line(proc, "chaosproxy")
-    if not line.startswith("listening on "):
-        proc.kill()
-        raise RuntimeError(f"chaosproxy said {line!r}")
-    return proc, "http://" + line.removeprefix("listening on ")
-
-
-def stop(proc: subprocess.Popen[str], sig: signal.Signals = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process, from /proc (None where there is no /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_cpu_seconds() -> float | None:
-    """User + system CPU time of all processes so far, summed over the cores, from /proc/stat.
-
-    Interrupt and softirq time (where much of loopback's work lands) is left out, as it is from a
-    process's own times, so that this minus our processes' times is what other processes used.
-    """
-    try:
-        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:4]]
-    except (OSError, ValueError):
-        return None
-    return sum(ticks) / os.sysconf("SC_CLK_TCK")  # user, nice, system
-
-
-def own_cpu_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
-# --- client measurements ----------------------------------------------------------------------
-
-
-def _connect(port: int) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT_S)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-
-
-def round_trips(sock: socket.socket, trips: int, warmup: int, limit_s: float) -> list[float]:
-    """RTTs in ms of `trips` 64-byte echoes on a connection, after `warmup` unrecorded ones."""
-    payload = bytes(range(MESSAGE_BYTES))
-    samples: list[float] = []
-    deadline = time.monotonic() + limit_s
-    for index in range(warmup + trips):
-        if time.monotonic() > deadline:
-            print(f"  (time limit: {len(samples)} of {trips} round trips)", flush=True)
-            break
-        started = time.perf_counter_ns()
-        sock.sendall(payload)
-        answer = _recv_exact(sock, MESSAGE_BYTES)
-        elapsed_ms = (time.perf_counter_ns() - started) / 1e6
-        if answer != payload:
-            raise RuntimeError(f"echo at {sock.getpeername()} answered other bytes")
-        if index >= warmup:
-            samples.append(elapsed_ms)
-    if not samples and trips:
-        raise RuntimeError(f"no round trip completed with {sock.getpeername()} within {limit_s:.0f}s")
-    return samples
-
-
-def transfer(port: int, total: int, limit_s: float) -> tuple[float, bool]:
-    """MB/s of `total` bytes sent to the sink, until it confirms them; and whether all were sent in time."""
-    chunk = memoryview(os.urandom(CHUNK_BYTES))
-    deadline = time.monotonic() + limit_s
-    sent = 0
-    with _connect(port) as sock:
-        started = time.perf_counter()
-        sock.sendall(_COUNT.pack(total))
-        while sent < total:
-            if time.monotonic() > deadline:
-                print(f"  (time limit: {sent / 1e6:.0f} of {total / 1e6:.0f} MB sent)", flush=True)
-                return sent / 1e6 / (time.perf_counter() - started), False
-            piece = chunk[: min(CHUNK_BYTES, total - sent)]
-            sock.sendall(piece)
-            sent += len(piece)
-        received = _COUNT.unpack(_recv_exact(sock, _COUNT.size))[0]
-        elapsed = time.perf_counter() - started
-    if received != total:
-        raise RuntimeError(f"sink on port {port} received {received} of {total} bytes")
-    return total / 1e6 / elapsed, True
-
-
-def timer_overshoot(count: int, delay_s: float, limit_s: float) -> list[float]:
-    """How late, in ms, `count` ``asyncio.sleep(delay_s)`` calls wake up: the platform's timer floor."""
-
-    async def sleeps() -> list[float]:
-        late: list[float] = []
-        deadline = time.monotonic() + limit_s
-        for _ in range(count):
-            if time.monotonic() > deadline:
-                break
-            started = time.perf_counter()
-            await asyncio.sleep(delay_s)
-            late.append((time.perf_counter() - started - delay_s) * 1000)
-        return late
-
-    return asyncio.run(sleeps())
-
-
-def percentile(samples: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-# --- the run ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Results:
-    rtt: dict[str, list[float]] = field(default_factory=lambda: {"direct": [], "proxied": []})
-    mbps: dict[str, list[float]] = field(default_factory=lambda: {"direct": [], "proxied": []})
-    proxy_cpu_share: list[float] = field(default_factory=list)  # proxy CPU s / wall s, proxied transfers >= 0.2 s
-    complete: bool = True
-    toxic_rtt: list[float] = field(default_factory=list)
-    timer_late: list[float] = field(default_factory=list)  # ms, asyncio.sleep(0.1) in this process
-    others_cores: float | None = None  # mean cores busy with processes not ours during the run
-
-
-@dataclass(frozen=True)
-class Settings:
-    rounds: int
-    mb: int
-    trips: int
-    warmup: int
-    toxic_trips: int
-    loop_limit_s: float
-
-
-def measure(settings: Settings, ports: dict[str, int], proxy_pid: int, results: Results) -> None:
-    for index in range(settings.rounds):
-        order = ("direct", "proxied") if index % 2 == 0 else ("proxied", "direct")
-        line: list[str] = []
-        for path in order:
-            with _connect(ports[f"echo_{path}"]) as sock:
-                samples = round_trips(sock, settings.trips, settings.warmup, settings.loop_limit_s)
-            results.rtt[path] += samples
-            line.append(f"{path} RTT p50 {percentile(samples, 50):.3f} p99 {percentile(samples, 99):.3f} ms")
-        for path in order:
-            cpu_before, wall_before = cpu_seconds(proxy_pid), time.monotonic()
-            rate, complete = transfer(ports[f"sink_{path}"], settings.mb * 1_000_000, settings.loop_limit_s)
-            cpu_after, wall = cpu_seconds(proxy_pid), time.monotonic() - wall_before
-            results.complete &= complete
-            results.mbps[path].append(rate)
-            share = ""
-            if path == "proxied" and cpu_before is not None and cpu_after is not None and wall >= 0.2:
-                results.proxy_cpu_share.append((cpu_after - cpu_before) / wall)
-                share = f" (proxy CPU {results.proxy_cpu_share[-1]:.0%})"
-            line.append(f"{path} {rate:.0f} MB/s{share}")
-        print(f"  round {index + 1}: " + "; ".join(line), flush=True)
-    deadline = time.monotonic() + settings.loop_limit_s
-    with _connect(ports["echo_toxic"]) as sock:
-        round_trips(sock, 3, 0, settings.loop_limit_s)  # warm-up
-        for start in range(0, settings.toxic_trips, TOXIC_BLOCK):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                print(f"  (time limit: {len(results.toxic_rtt)} of {settings.toxic_trips} toxic round trips)")
-                break
-            count = min(TOXIC_BLOCK, settings.toxic_trips - start)
-            results.toxic_rtt += round_trips(sock, count, 0, left / 2)
-            results.timer_late += timer_overshoot(count, TOXIC_LATENCY_MS / 1000, left / 2)
-    print(f"  latency toxic: {len(results.toxic_rtt)} round trips", flush=True)
-
-
-def report(results: Results) -> None:
+def overhead_rows(results: Results) -> list[Row]:
+    """The table's RTT and throughput rows: direct, proxied, what the proxy adds, the goal, whether it is met."""
     direct, proxied = results.rtt["direct"], results.rtt["proxied"]
     d50, d99, p50, p99 = (percentile(s, q) for s in (direct, proxied) for q in (50, 99))
     added50, added99 = p50 - d50, p99 - d99
     direct_mbps, proxied_mbps = (statistics.median(results.mbps[p]) for p in ("direct", "proxied"))
-    expected = d50 + TOXIC_LATENCY_MS  # the toxic's RTT if it were exact
-    errors = [rtt - expected for rtt in results.toxic_rtt]
-
-    def met(ok: bool) -> str:
-        return "yes" if ok else "NO"
-
-    rows = [
-        ("metric", "direct", "proxied", "added / ratio", "goal", "met"),
+    return [
         (
             f"RTT p50, {MESSAGE_BYTES} B (ms)",
             f"{d50:.3f}",
             f"{p50:.3f}",
             f"+{added50:.3f} ms",
             f"added <= {GOAL_ADDED_P50_MS} ms",
-            met(added50 <= GOAL_ADDED_P50_MS),
+            _met(added50 <= GOAL_ADDED_P50_MS),
         ),
         (f"RTT p99, {MESSAGE_BYTES} B (ms)", f"{d99:.3f}", f"{p99:.3f}", f"+{added99:.3f} ms", "-", "-"),
         (
@@ -358,21 +88,28 @@ def report(results: Results) -> None:
             f"{proxied_mbps:.0f}",
             f"x{proxied_mbps / direct_mbps:.2f}",
             f"proxied >= {GOAL_PROXIED_MBPS:.0f} MB/s",
-            met(proxied_mbps >= GOAL_PROXIED_MBPS),
+            _met(proxied_mbps >= GOAL_PROXIED_MBPS),
         ),
     ]
-    if errors:
-        e50, e99 = percentile(errors, 50), percentile(errors, 99)
-        toxic = f"{TOXIC_LATENCY_MS} ms toxic RTT"
-        goal = f"|error| <= {GOAL_TOXIC_P99_ERROR_MS} ms"
-        ok = met(max(abs(e50), abs(e99)) <= GOAL_TOXIC_P99_ERROR_MS)
-        rows.append((f"{toxic} p50 (ms)", f"{expected:.3f}", f"{expected + e50:.3f}", f"{e50:+.3f} ms", "-", "-"))
-        rows.append((f"{toxic} p99 (ms)", f"{expected:.3f}", f"{expected + e99:.3f}", f"{e99:+.3f} ms", goal, ok))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    print()
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    print()
+
+
+def toxic_rows(expected: float, errors: list[float]) -> list[Row]:
+    """The latency toxic's p50 and p99 rows (none without toxic round trips)."""
+    if not errors:
+        return []
+    e50, e99 = percentile(errors, 50), percentile(errors, 99)
+    toxic = f"{TOXIC_LATENCY_MS} ms toxic RTT"
+    goal = f"|error| <= {GOAL_TOXIC_P99_ERROR_MS} ms"
+    ok = _met(max(abs(e50), abs(e99)) <= GOAL_TOXIC_P99_ERROR_MS)
+    return [
+        (f"{toxic} p50 (ms)", f"{expected:.3f}", f"{expected + e50:.3f}", f"{e50:+.3f} ms", "-", "-"),
+        (f"{toxic} p99 (ms)", f"{expected:.3f}", f"{expected + e99:.3f}", f"{e99:+.3f} ms", goal, ok),
+    ]
+
+
+def print_details(results: Results, errors: list[float]) -> None:
+    """The lines under the table: sample counts, the toxic's spread, the timer floor, rounds, CPU."""
+    direct, proxied = results.rtt["direct"], results.rtt["proxied"]
     print(f"RTT samples: {len(direct)} direct, {len(proxied)} proxied, {len(errors)} with the toxic")
     if errors:
         print(
@@ -400,7 +137,24 @@ def report(results: Results) -> None:
         print("some transfers hit the time limit: their MB/s counts only the bytes sent in time")
 
 
-def main(argv: list[str] | None = None) -> int:
+def report(results: Results) -> None:
+    """Print the table (metric, direct, proxied, added or ratio, goal, met) and the details under it."""
+    expected = percentile(results.rtt["direct"], 50) + TOXIC_LATENCY_MS  # the toxic's RTT if it were exact
+    errors = [rtt - expected for rtt in results.toxic_rtt]
+    rows: list[Row] = [
+        ("metric", "direct", "proxied", "added / ratio", "goal", "met"),
+        *overhead_rows(results),
+        *toxic_rows(expected, errors),
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    print()
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    print()
+    print_details(results, errors)
+
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, help="rounds of direct + proxied measurements (default 3; quick 1)")
     parser.add_argument("--mb", type=int, help="MB (10^6 bytes) per transfer (default 512; quick 16)")
@@ -410,11 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--profile", type=Path, help="run chaosproxy under cProfile, stats written to this file")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.serve:
-        serve()
-        return 0
+    return parser
 
+
+def settings_of(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Settings:
+    """The run's sizes: the options given, else the defaults (small ones with --quick); bad ones exit 2."""
     quick = args.quick
     settings = Settings(
         rounds=(1 if quick else 3) if args.rounds is None else args.rounds,
@@ -430,19 +184,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("at most 50 rounds, 100000 MB, 1000000 trips and 10000 toxic trips")
     if settings.loop_limit_s > 3600:
         parser.error("the loop limit is at most 3600 s")
+    return settings
 
-    sys.path.insert(0, str(REPO))
+
+def run(settings: Settings, profile: Path | None, results: Results, started: float) -> bool:
+    """Start the peer and chaosproxy, create the proxies, measure into `results`; False when it could not run."""
     from clients.toxiproxy import ToxiproxyClient, ToxiproxyError
 
-    started = time.monotonic()
-    results = Results()
     machine_before, own_before = machine_cpu_seconds(), own_cpu_seconds()
     with tempfile.TemporaryFile("w+") as log:
         peer: subprocess.Popen[str] | None = None
         proxy: subprocess.Popen[str] | None = None
         try:
-            peer, echo, sink = start_peer()
-            proxy, api = start_chaosproxy(log, args.profile)
+            peer, echo, sink = start_peer(__file__)
+            proxy, api = start_chaosproxy(log, profile)
             client = ToxiproxyClient(api, timeout_s=5.0)
             ports = {"echo_direct": echo, "sink_direct": sink}
             for name, upstream in (("echo_proxied", echo), ("sink_proxied", sink), ("echo_toxic", echo)):
@@ -462,19 +217,43 @@ def main(argv: list[str] | None = None) -> int:
                 busy = machine_after - machine_before - sum(c for c in ours if c is not None)
                 results.others_cores = max(0.0, busy) / (time.monotonic() - started)
         except (OSError, RuntimeError, ToxiproxyError) as exc:
-            print(f"could not run: {exc}", file=sys.stderr)
-            log.seek(0)
-            tail = log.read()[-3000:]
-            if tail:
-                print(f"chaosproxy log:\n{tail}", file=sys.stderr)
-            return 1
+            could_not_run(exc, log)
+            return False
         finally:
-            if proxy is not None:
-                stop(proxy)
-            if peer is not None:
-                assert peer.stdin is not None
-                peer.stdin.close()
-                stop(peer)
+            stop_all(proxy, peer)
+    return True
+
+
+def could_not_run(exc: Exception, log: IO[str]) -> None:
+    print(f"could not run: {exc}", file=sys.stderr)
+    log.seek(0)
+    tail = log.read()[-3000:]
+    if tail:
+        print(f"chaosproxy log:\n{tail}", file=sys.stderr)
+
+
+def stop_all(proxy: subprocess.Popen[str] | None, peer: subprocess.Popen[str] | None) -> None:
+    """Stop chaosproxy, then the peer (closing its stdin is its signal to stop)."""
+    if proxy is not None:
+        stop(proxy)
+    if peer is not None:
+        assert peer.stdin is not None
+        peer.stdin.close()
+        stop(peer)
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parser()
+    args = options.parse_args(argv)
+    if args.serve:
+        serve()
+        return 0
+    settings = settings_of(args, options)
+    sys.path.insert(0, str(REPO))
+    started = time.monotonic()
+    results = Results()
+    if not run(settings, args.profile, results, started):
+        return 1
     report(results)
     if args.profile is not None:
         print(f"chaosproxy profile (cProfile, figures above include its cost): {args.profile}")

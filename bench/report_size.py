@@ -61,14 +61,31 @@ FAULTS = (  # kind, target, offset (share of the run), duration s, how hard it h
 )
 
 
+Window = tuple[float, float, float, float]  # start, end, error share, latency factor
+
+
 def synthesise(seconds: int, rps: int, seed: int = 7) -> Journal:
     """A journal of a `seconds`-long run under `rps` requests/s with three faults."""
     rng = random.Random(seed)
     journal = make_journal("deviated", seconds=seconds)  # phases, load, integrity-free skeleton
     t0 = journal.started_at + 2.0
-    windows: list[tuple[float, float, float, float]] = []
-    faults, checks = [], [c for c in journal.checks if c.phase == "baseline"]
+    checks = [c for c in journal.checks if c.phase == "baseline"]
     events = journal.events[:3]
+    faults, windows = synthesise_faults(t0, seconds, checks, events)
+    checks += baseline_checks(t0)
+    metrics, steady = synthesise_load(rng, t0, seconds, rps, windows, events)
+    journal.faults, journal.checks, journal.metrics, journal.steady = faults, checks, metrics, steady
+    journal.events = sorted(events, key=lambda e: e.t)
+    journal.finished_at = t0 + seconds + 3.0
+    return journal
+
+
+def synthesise_faults(
+    t0: float, seconds: int, checks: list[CheckRecord], events: list[EventRecord]
+) -> tuple[list[FaultRecord], list[Window]]:
+    """The FAULTS, rolled back and recovered, with their events and p99 checks (appended); and their windows."""
+    faults: list[FaultRecord] = []
+    windows: list[Window] = []
     for index, (kind, target, share, duration, (errors, slow)) in enumerate(FAULTS, start=1):
         start = t0 + round(share * seconds)
         end = start + duration
@@ -108,20 +125,31 @@ def synthesise(seconds: int, rps: int, seed: int = 7) -> Journal:
                     window=(start, end),
                 )
             )
-    for request in [*REQUESTS][:3]:
-        checks.append(
-            CheckRecord(
-                probe=f"{request} p99",
-                phase="baseline",
-                kind="metric",
-                metric="latency_p99_ms",
-                request=request,
-                max=150.0,
-                observed=45.0,
-                ok=True,
-                window=(t0, t0 + 60),
-            )
+    return faults, windows
+
+
+def baseline_checks(t0: float) -> list[CheckRecord]:
+    """The baseline p99 checks of the first three request names, over the first minute."""
+    return [
+        CheckRecord(
+            probe=f"{request} p99",
+            phase="baseline",
+            kind="metric",
+            metric="latency_p99_ms",
+            request=request,
+            max=150.0,
+            observed=45.0,
+            ok=True,
+            window=(t0, t0 + 60),
         )
+        for request in [*REQUESTS][:3]
+    ]
+
+
+def synthesise_load(
+    rng: random.Random, t0: float, seconds: int, rps: int, windows: list[Window], events: list[EventRecord]
+) -> tuple[dict[str, list[MetricPoint]], list[SteadyPoint]]:
+    """Per-second metrics of every request name and '*', and the steady state; a probe event every 15 s (appended)."""
     metrics: dict[str, list[MetricPoint]] = {name: [] for name in ["*", *REQUESTS]}
     steady: list[SteadyPoint] = []
     for i in range(seconds):
@@ -146,10 +174,7 @@ def synthesise(seconds: int, rps: int, seed: int = 7) -> Journal:
         steady.append(SteadyPoint(t=t, ok=ok, failing=[] if ok else ["error rate"]))
         if i % 15 == 0:
             events.append(EventRecord(t=t, type="probe_observed", message="steady state held" if ok else "deviated"))
-    journal.faults, journal.checks, journal.metrics, journal.steady = faults, checks, metrics, steady
-    journal.events = sorted(events, key=lambda e: e.t)
-    journal.finished_at = t0 + seconds + 3.0
-    return journal
+    return metrics, steady
 
 
 def drill_for(journal: Journal, directory: Path) -> DrillRecord:
