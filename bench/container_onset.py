@@ -43,9 +43,9 @@ from clients.procs import reap, spawn, start_time_of  # noqa: E402
 from engine.context import EngineContext  # noqa: E402
 from engine.events import EventBus  # noqa: E402
 from engine.stack import LiveStack  # noqa: E402
-from injectors.base import FaultPlan, Injector  # noqa: E402
-from injectors.container import ContainerKillInjector, ContainerKillSpec  # noqa: E402
-from injectors.process import ProcessKillInjector, ProcessKillSpec  # noqa: E402
+from injectors.base import FaultPlan, FaultSpec, Injector  # noqa: E402
+from injectors.container.kill import ContainerKillInjector, ContainerKillSpec  # noqa: E402
+from injectors.process.kill import ProcessKillInjector, ProcessKillSpec  # noqa: E402
 from injectors.selection import Selection  # noqa: E402
 from stackspec.targets import (  # noqa: E402
     ContainerTarget,
@@ -72,7 +72,7 @@ class Onset:
 @dataclass
 class Kind:
     label: str
-    injector: Injector[Any]
+    injector: Injector[FaultSpec]
     ctx: EngineContext
     target: str
     pid: Any  # () -> host PID of the service now

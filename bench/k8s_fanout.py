@@ -34,8 +34,9 @@ sys.path.insert(0, str(REPO))
 from engine.context import EngineContext  # noqa: E402
 from engine.events import EventBus  # noqa: E402
 from engine.stack import LiveStack  # noqa: E402
-from injectors.base import FaultPlan, Injector, TargetResult  # noqa: E402
-from injectors.pod import NodeCordonInjector, NodeCordonSpec, PodDeleteInjector, PodDeleteSpec  # noqa: E402
+from injectors.base import FaultPlan, FaultSpec, Injector, TargetResult  # noqa: E402
+from injectors.kube.node_cordon import NodeCordonInjector, NodeCordonSpec  # noqa: E402
+from injectors.kube.pod_delete import PodDeleteInjector, PodDeleteSpec  # noqa: E402
 from injectors.selection import Selection  # noqa: E402
 from stackspec.targets import KubernetesAccess, KubernetesTarget, StackDescription  # noqa: E402
 
@@ -76,7 +77,7 @@ def timed(step: Any) -> tuple[float, list[TargetResult]]:
     return time.perf_counter() - started, results
 
 
-def one_round(injector: Injector[Any], target: str, ctx: EngineContext) -> tuple[float, float, float]:
+def one_round(injector: Injector[FaultSpec], target: str, ctx: EngineContext) -> tuple[float, float, float]:
     plan = FaultPlan(kind=injector.kind, target=target, targets=injector.resolve(target, Selection(all=True), ctx))
     times = []
     for step in (injector.inject, injector.rollback, injector.verify_gone):
@@ -95,7 +96,7 @@ def measure(url: str, args: argparse.Namespace, latency_ms: float) -> list[tuple
         if count == 0:
             continue
         for parallel in [int(p) for p in args.parallel.split(",")]:
-            injector: Injector[Any] = (
+            injector: Injector[FaultSpec] = (
                 PodDeleteInjector(PodDeleteSpec(grace_period_s=0, parallelism=parallel))
                 if kind == "pod.delete"
                 else NodeCordonInjector(NodeCordonSpec(parallelism=parallel))

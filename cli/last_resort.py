@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from engine.errors import ExitCode
+from injectors.registry import PluginError
 
 
 class ReaderGoneSafe:
@@ -112,6 +113,9 @@ def guarded(run: Callable[[], int], argv: list[str]) -> int:
             return run()
     except OSError as exc:
         _say(f"error: {os_error_line(exc)} (nothing more was done)")
+        return ExitCode.CANNOT_RUN
+    except PluginError as exc:  # an installed injector plugin is broken: its own message says which and how
+        _say(f"error: {exc} (nothing was started or injected)")
         return ExitCode.CANNOT_RUN
     except Exception as exc:  # a bug: never silenced — the traceback is kept and its place named
         where = _keep_traceback(exc, argv)

@@ -1,19 +1,20 @@
 """The run journal: the one record of a run that every report is rendered from, written atomically.
 
-Times are Unix epoch seconds (float). The journal is rewritten whole on every flush (temp file,
-fsync, rename) so a reader never sees a torn file and a crashed run still leaves what it knew.
+Times are Unix epoch seconds (float). The journal is rewritten whole (temp file, fsync, rename) at the
+run's boundaries, so a reader never sees a torn file; the events in between are appended to its event
+log (engine.eventlog), which `load_journal` merges: a crashed run still leaves everything it knew.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from engine.atomic import write_atomic as write_atomic  # re-exported: reports, drills and the CLI write with it
+from engine.eventlog import merge
 from engine.files import LIMITS, InputFileError, read_bytes
 from engine.model import RtoFrom
 from engine.redact import redact
@@ -351,33 +352,6 @@ class Journal(_Record):
         return None
 
 
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` so readers see the old or the new file, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; reports are meant to be shared
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 # Sections made only of numbers and names this tool generates: nothing user-provided to redact there.
 _GENERATED = frozenset({"metrics", "steady", "checks", "phases", "rpo", "objectives", "lost_orders", "integrity"})
 
@@ -398,7 +372,7 @@ def save_journal(journal: Journal, path: Path) -> None:
 
 
 def load_journal(path: Path) -> Journal:
-    """Read a journal file; raises ValueError naming the file when it is not a journal we can read."""
+    """Read a journal file, with its event log's later events; ValueError naming the file if it is not readable."""
     try:
         raw = json.loads(read_bytes(path, LIMITS["journal"], "a run journal (journal.json)"))
     except InputFileError as exc:  # missing, a FIFO or device, unreadable, over the limit: never read
@@ -414,6 +388,8 @@ def load_journal(path: Path) -> Journal:
         raise ValueError(
             f"{path}: journal schema_version {version!r}, this tool reads {JOURNAL_SCHEMA_VERSION} (and upgrades 1)"
         )
+    else:
+        raw = merge(raw, path)  # a run killed mid-phase: its last events are only in the log
     try:
         return Journal.model_validate(raw)
     except ValidationError as exc:  # one line: the first problem and how many there are

@@ -10,14 +10,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from engine.errors import LedgerWriteError, SkipRollback
 from engine.events import EventBus, FaultRolledBack, Noted
 from engine.journal import FaultRecord
 from engine.stack import LiveStack
 from engine.undo import UndoLedger
-from injectors.base import FaultPlan, Injector, RunContext
+from injectors.base import FaultPlan, FaultSpec, Injector, RunContext
 
 log = logging.getLogger(__name__)
 
@@ -25,20 +24,16 @@ log = logging.getLogger(__name__)
 @dataclass
 class Pending:
     record: FaultRecord
-    injector: Injector[Any]
+    injector: Injector[FaultSpec]
     plan: FaultPlan
     ledger_key: str | None = None
 
 
 def measured(record: FaultRecord) -> dict[str, float]:
-    """The times injectors report under `measured` in their results' details, merged in action order."""
+    """The times injectors measured (each target result's `measured`), merged in action order."""
     found: dict[str, float] = {}
     for result in (*record.inject, *record.rollback, *record.verify):
-        values = result.detail.get("measured")
-        if isinstance(values, dict):
-            found |= {
-                str(k): float(v) for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)
-            }
+        found |= result.measured
     return found
 
 
@@ -62,7 +57,7 @@ class Rollbacks:
         self._changed = changed
         self._pending: list[Pending] = []
 
-    def register(self, record: FaultRecord, injector: Injector[Any], plan: FaultPlan) -> None:
+    def register(self, record: FaultRecord, injector: Injector[FaultSpec], plan: FaultPlan) -> None:
         """Call before injecting: from here on the fault will be undone whatever happens — by this process,
         or, if it dies first, by `chaos.py recover` from the undo ledger (on disk before this returns).
 

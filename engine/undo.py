@@ -25,7 +25,7 @@ from engine.journal import FaultRecord
 from engine.locks import SystemBusyError, SystemLock, busy, identities
 from engine.redact import MASK, redact
 from engine.stack import LiveOverlay, LiveStack, read_description
-from injectors.base import FaultPlan, Injector, TargetResult
+from injectors.base import FaultPlan, FaultSpec, Injector, TargetResult
 from injectors.registry import get_injector
 from stackspec.targets import StackDescription
 
@@ -199,7 +199,7 @@ def recover(ledger: UndoLedger) -> list[Recovery]:
             with SystemLock(_keys(undo), f"chaos.py recover (pid {os.getpid()})"):
                 try:
                     kind = get_injector(undo.kind)
-                    injector: Injector[Any] = kind(kind.parse_params(undo.params))
+                    injector: Injector[FaultSpec] = kind(kind.parse_params(undo.params))
                     ctx = EngineContext(undo.run_id, _live_stack(undo), seed=undo.plan.seed or 0, bus=EventBus())
                     rollback = injector.rollback(undo.plan, ctx)
                     verify = injector.verify_gone(undo.plan, ctx)

@@ -1,5 +1,9 @@
 """Writing the run's journal without ever stopping a rollback: failures are kept, told once, and acted on.
 
+Every event is appended to the journal's event log (engine.eventlog: one line, cheap); the whole journal
+is rewritten atomically only at the run's boundaries (SNAPSHOT_EVENTS) and at its end, after which the
+log is no longer needed.
+
 A full disk, a read-only remount or a removed directory must never leave a fault in place. The writer
 therefore never raises: the first failure is kept (`failure`) and printed once on stderr, and the
 runner reads it every tick and aborts the run — rolling every fault back — rather than drilling on
@@ -9,6 +13,7 @@ with no record. A small reserve file is set aside in the run directory at the st
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -17,13 +22,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from engine import eventlog
 from engine.journal import Journal, save_journal
+from engine.redact import redact
 
 MIN_FREE_ENV = "CHAOS_MIN_FREE_MB"
 MIN_FREE_MB = 64  # a long run's journal, metrics, Locust log, ledgers and reports, with room to spare
 RESERVE_FILE = ".space-reserve"
 RESERVE_BYTES = 4 * 1024 * 1024  # room for the final journal of a long run (a 1-hour run writes ~2 MB)
 FULL_BYTES = 1024 * 1024  # less than this free mid-run: the disk is full, the run stops before a write fails
+# After these events the whole journal is rewritten: the start, phase boundaries, and each fault's injection
+# and rollback (what `recover`, the fault matrix and a reader polling journal.json need to see at once).
+SNAPSHOT_EVENTS = frozenset(
+    {"run_started", "phase_started", "phase_finished", "fault_injected", "fault_rolled_back", "run_finished"}
+)
 
 
 def min_free_mb() -> float:
@@ -50,7 +62,7 @@ def space_problem(directory: Path) -> str | None:
 
 
 class JournalWriter:
-    """Saves one journal file; `save` returns False instead of raising, and remembers why."""
+    """Saves one journal and appends to its event log; no method raises: False, and `failure` says why."""
 
     def __init__(
         self,
@@ -58,15 +70,20 @@ class JournalWriter:
         stream: TextIO | None = None,
         save: Callable[[Journal, Path], None] = save_journal,
         reserve_bytes: int = RESERVE_BYTES,
+        append: Callable[[Path, bytes], None] = eventlog.append,
     ) -> None:
         self.path = path
+        self.events_path = eventlog.log_path(path)
         self.failure: str | None = None
         self._stream = stream
         self._save = save
+        self._append = append
         self._reserve = path.parent / RESERVE_FILE
         self._reserve_bytes = reserve_bytes
         self._told = False
         self._space_checked_at = float("-inf")
+        self._logged = 0  # the journal's events already in the event log
+        self._torn = False  # the last append may have stopped mid-line: start the next on a line of its own
 
     def set_aside(self) -> None:
         """Reserve room for the last writes of the run (best effort: a disk already full is a preflight matter)."""
@@ -92,25 +109,63 @@ class JournalWriter:
         if free < FULL_BYTES:
             self._fail(f"the disk under {self.path.parent} is full ({free // 1024} KB free)")
 
+    def event_added(self, journal: Journal) -> bool:
+        """The journal has a new event: append it to the log, and after a boundary event rewrite the journal."""
+        logged = self.append(journal)
+        if journal.events and journal.events[-1].type in SNAPSHOT_EVENTS:
+            return self.save(journal) and logged
+        return logged
+
     def save(self, journal: Journal) -> bool:
-        """Write the journal; on failure keep the first reason, tell stderr once, and return False."""
-        try:
-            self._save(journal, self.path)
+        """Write the whole journal atomically; on failure keep the first reason, tell stderr once, return False."""
+        return self._write(self.path, lambda: self._save(journal, self.path))
+
+    def append(self, journal: Journal) -> bool:
+        """Append the journal's events not yet in the event log, each as one line (a failed append is retried
+        with the next one: nothing is skipped)."""
+        if len(journal.events) <= self._logged:
             return True
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT) and self._release_reserve():
-                try:
-                    self._save(journal, self.path)
-                    self._fail(f"the disk under {self.path.parent} is full (the reserve was used for this write)")
-                    return True
-                except OSError as again:
-                    exc = again
-            self._fail(f"cannot write {self.path}: {exc.strerror or exc}")
+        # Masked as redacted_dict masks the journal's events (they are not one of its generated sections).
+        new = [redact(event.model_dump(mode="json")) for event in journal.events[self._logged :]]
+        lines = eventlog.encode(journal.run_id, self._logged + 1, new)
+
+        def write() -> None:
+            chunk = b"\n" + lines if self._torn else lines
+            self._torn = True
+            self._append(self.events_path, chunk)
+            self._torn = False
+
+        if not self._write(self.events_path, write):
             return False
+        self._logged += len(new)
+        return True
+
+    def finish(self, journal: Journal) -> bool:
+        """The last word: the whole journal; once it is written, its event log holds nothing more and goes."""
+        if not self.save(journal):
+            return False
+        with contextlib.suppress(OSError):  # a log left behind is harmless: readers skip what journal.json holds
+            self.events_path.unlink(missing_ok=True)
+        return True
 
     def close(self) -> None:
         """The run is over: give the reserved room back."""
         self._release_reserve()
+
+    def _write(self, path: Path, write: Callable[[], None]) -> bool:
+        try:
+            write()
+            return True
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT) and self._release_reserve():
+                try:
+                    write()
+                    self._fail(f"the disk under {self.path.parent} is full (the reserve was used for this write)")
+                    return True
+                except OSError as again:
+                    exc = again
+            self._fail(f"cannot write {path}: {exc.strerror or exc}")
+            return False
 
     def _release_reserve(self) -> bool:
         try:

@@ -1,11 +1,14 @@
-"""The docs stay true: exit-code table, the two README commands, the injector catalogue."""
+"""The docs stay true: exit-code table, the two README commands, the injector catalogue and its params tables."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
+
 from engine.errors import ExitCode
+from injectors import docs as injector_docs
 from injectors.registry import all_kinds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +33,28 @@ def test_every_injector_kind_is_in_the_catalogue() -> None:
         assert f"`{kind}`" in catalogue, kind
         for param in injector.spec_type.model_fields:
             assert f"`{param}`" in catalogue, (kind, param)
+
+
+def test_injector_params_tables_are_generated_from_the_params_models() -> None:
+    catalogue = (ROOT / "docs" / "injectors.md").read_text()
+    assert not injector_docs.missing(catalogue), "add `<!-- params: KIND -->` / `<!-- /params -->` to docs/injectors.md"
+    assert catalogue == injector_docs.render(catalogue), "run: python -m injectors.docs --write"
+
+
+def test_the_params_tables_say_type_default_bounds_and_what_is_required() -> None:
+    table = injector_docs.block("network.latency").splitlines()
+    assert table[1] == "| param | type | default | description |"
+    assert "| `latency_ms` | integer | required | Added delay per chunk of data (> 0). |" in table
+    assert "| `toxicity` | number | `1.0` | Probability the toxic applies to a connection (≥ 0, ≤ 1). |" in table
+    grace = next(row for row in injector_docs.block("pod.delete").splitlines() if "`grace_period_s`" in row)
+    assert grace.startswith("| `grace_period_s` | integer \\| none | none |")
+
+
+def test_the_injector_docs_tool_checks_and_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    assert injector_docs.main(["--check"]) == 0
+    assert injector_docs.main(["--kind", "process.kill"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("<!-- params: process.kill -->\n| param |") and "`signal`" in printed
 
 
 def test_every_toxic_and_attribute_of_the_embedded_server_is_documented() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, ServiceStartError, first_line
+from tests.support.helpers import ROOT, ServiceStartError, first_line
 
 
 def pattern(size: int) -> bytes:

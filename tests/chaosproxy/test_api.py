@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from tests.chaosproxy.conftest import connect, start_server, stop_server
-from tests.helpers import ROOT, free_port
+from tests.support.helpers import ROOT, free_port
 
 _UNSET: Any = object()
 

@@ -17,7 +17,7 @@ import pytest
 
 from clients.health import problem, role_problem, split_hostport, wait_healthy, wait_stable
 from stackspec.targets import HttpHealth, RedisHealth, TcpHealth, ZooKeeperHealth
-from tests.helpers import free_port
+from tests.support.helpers import free_port
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from engine.model import Experiment
 from engine.plan import Plan, PlannedFault
 from engine.runner import Runner, RunSettings
 from engine.stack import LiveStack
-from injectors.base import FaultPlan, FaultSpec, Injector, RunContext, TargetRef
+from injectors.base import FaultPlan, FaultSpec, Injector, Outcome, RunContext, TargetRef
 from injectors.errors import FaultStillPresentError, RollbackError, SelectionError
 from injectors.selection import Selection
 from stackspec.targets import ProcessInstance, ProcessTarget, StackDescription
@@ -160,13 +160,13 @@ class FakeInjector(Injector[FakeSpec]):
     summary: ClassVar[str] = "Breaks the fake world."
     world: ClassVar[World]
 
-    def resolve(self, target: str, select: Selection | None, ctx: RunContext) -> list[TargetRef]:
+    def find_targets(self, target: str, select: Selection | None, ctx: RunContext) -> list[TargetRef]:
         self.world.calls.append(("resolve", target))
         if self.spec.unresolvable:
             raise SelectionError("no instance has role 'leader' right now")
         return [TargetRef(id=f"{target}-1")]
 
-    def inject_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
+    def inject_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> Outcome:
         self.world.calls.append(("inject", ref.id))
         if self.spec.signal_in_inject:
             os.kill(os.getpid(), signal.Signals[self.spec.signal_in_inject])
@@ -175,9 +175,9 @@ class FakeInjector(Injector[FakeSpec]):
         if self.spec.fail_inject:
             raise RuntimeError("could not inject")
         self.world.active.add(ref.id)
-        return {"broke": ref.id}
+        return Outcome(detail={"broke": ref.id})
 
-    def rollback_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
+    def rollback_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> Outcome:
         self.world.calls.append(("rollback", ref.id))
         if self.spec.signal_in_rollback:
             os.kill(os.getpid(), signal.Signals[self.spec.signal_in_rollback])
@@ -186,13 +186,13 @@ class FakeInjector(Injector[FakeSpec]):
         if ref.id in self.world.active:
             self.world.active.discard(ref.id)
             self.world.healed_at = self.world.clock.time() + self.world.heal_s
-        return {"healed": ref.id, "measured": {"healed_after_s": self.world.heal_s, "not_a_time": "x"}}
+        return Outcome(detail={"healed": ref.id}, measured={"healed_after_s": self.world.heal_s})
 
-    def verify_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
+    def verify_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> Outcome:
         self.world.calls.append(("verify", ref.id))
         if self.spec.fail_verify or ref.id in self.world.active:
             raise FaultStillPresentError(f"{ref.id} still broken")
-        return {}
+        return Outcome()
 
 
 HEADER = """\

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from engine.console import ConsoleProgress, printable
 from engine.events import Noted, RunStarted
-from tests.helpers import ROOT, chaos
+from tests.support.helpers import ROOT, chaos
 
 
 def test_control_characters_are_shown_not_obeyed() -> None:

@@ -41,7 +41,7 @@ from tests.cli.odd_paths import (
     make_socket,
     unreadable,
 )
-from tests.helpers import ROOT, chaos
+from tests.support.helpers import ROOT, chaos
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 _HEADER = re.compile(r"# (expect|in|xfail|control): (.*)")

@@ -24,7 +24,7 @@ from engine.journal import FaultRecord, Journal
 from engine.model import Experiment, Objectives
 from engine.verdict import decide
 from tests.engine.fakes import fake_stack, make_plan
-from tests.helpers import ROOT, chaos
+from tests.support.helpers import ROOT, chaos
 
 T0 = 1_800_000_000.0
 

@@ -9,8 +9,8 @@ from typing import Any
 from engine.errors import ExitCode
 from engine.journal import load_journal
 from reports import render_html, render_junit, render_markdown
-from tests.helpers import chaos
 from tests.reports.report_journals import Scenario, make_journal
+from tests.support.helpers import chaos
 
 OUTCOME_KEYS = ("status", "why")
 

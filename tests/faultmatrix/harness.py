@@ -9,15 +9,17 @@ with its Rollbacks, UndoLedger and SignalGuard) in a driver process of its own (
 with a fake load, injects a real fault, ends the run one way — normally, with an exception raised inside
 the run, SIGINT, SIGTERM, SIGKILL followed by `chaos.py recover`, its runs directory (a tmpfs) filling up
 while the fault is in place, or `chaos.py recover` tried while the run is alive (refused; then SIGTERM) —
-and then proves here,
-independently, that the fault is gone: the injector's `verify_gone` on the journaled plan, and a direct
-check of the thing itself (tests/faultmatrix/checks.py). Each cell's outcome and rollback time go to a JSON
-file per test module; `python -m tests.faultmatrix.report` prints them as the table in docs/reliability.md.
+and then proves here, independently, that the fault is gone: the injector's `verify_gone` on the journaled
+plan, and a direct check of the thing itself (its kind's checks in tests/faultmatrix/kinds/). Each cell's
+outcome and rollback time go to a JSON file per test module; `python -m tests.faultmatrix.report` prints
+them as the table in docs/reliability.md.
 The cells are split over test modules by stack (tests/faultmatrix/test_*.py), so parallel test workers
 share the matrix.
 
-Adding a kind: one entry in SCENARIOS (stack, target, select, params, and the direct checks); the test
-module of its stack picks it up (test_meta.py fails until a module does).
+The kinds come from the injector registry; each one's scenario (stack, target, select, params, and the
+direct checks of its effect) lives beside the others of its fault domain in tests/faultmatrix/kinds/<domain>.py.
+Adding a kind: one entry in its domain's SCENARIOS; MODULES below says which test module runs it
+(test_meta.py fails until every registered kind has a scenario and a module).
 """
 
 from __future__ import annotations
@@ -34,9 +36,8 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import pytest
 
@@ -48,131 +49,27 @@ from engine.journal import FaultRecord, load_journal
 from engine.stack import LiveStack
 from engine.undo import LEDGER_FILE, UndoLedger
 from injectors.base import FaultPlan
-from injectors.registry import get_injector
+from injectors.registry import all_kinds, get_injector
 from stackspec.targets import ContainerInstance, ContainerTarget, HttpHealth, ProcessTarget, StackDescription
-from tests.faultmatrix.checks import (
-    Check,
-    Live,
-    both,
-    containers_disconnected,
-    containers_down,
-    containers_paused,
-    containers_restarted,
-    containers_up,
-    deployment_whole,
-    http_get,
-    link_broken,
-    link_slower_than,
-    links_clean,
-    links_disabled,
-    nodes_cordoned,
-    nodes_drained,
-    nodes_schedulable,
-    planned_dead,
-    planned_stopped,
-    pods_deleted,
-    proc_state,
-    redis_promoted,
-    redis_slowed,
-    redis_whole,
-    redis_writes_held,
-    running_again,
-    scaled_to,
-    toxics_in_place,
-    zookeeper_links_clean,
-    zookeeper_quorum,
-)
+from tests.faultmatrix.checks import Live, http_get, proc_state
+from tests.faultmatrix.kinds import Scenario, StackName, scenarios
+from tests.faultmatrix.kinds.kube import WEB_REPLICAS
+from tests.faultmatrix.kinds.redis import redis_whole
+from tests.faultmatrix.kinds.zookeeper import zookeeper_quorum
 from tests.faultmatrix.report import ENDINGS, results_path
-from tests.helpers import ROOT, chaos, require_programs
 from tests.injectors.fake_kube import FakeKube
 from tests.injectors.podman_engine import PodmanEngine, podman_engine
-from tests.injectors.test_container import Web
-from tests.injectors.test_pod import NS, targets_for
+from tests.injectors.support import NS, Web, targets_for
+from tests.support.helpers import ROOT, chaos, require_programs
 from tradingstack.launcher import stack_status, stop_stack
 
-StackName = Literal["ha", "containers", "kube"]
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """How one kind is exercised on one of the matrix's stacks, and how its effect is seen directly."""
-
-    target: str
-    gone: Check  # after the run: the fault is gone (raises AssertionError)
-    present: Check | None = None  # while the fault is in effect (every ending but the normal one)
-    params: dict[str, Any] = field(default_factory=dict)
-    select: dict[str, Any] | None = None
-    fault_s: float = 1.0  # the fault's duration in the normal ending
-    stack: StackName = "ha"  # the `<stack>_stack` fixture the cells run against
-
-
-FOLLOWER = {"role": "follower"}
-LINK = "gateway->matcher"  # the gateway's order entry: HTTP through the proxy shows the fault end to end
-ONE_LINK = {"name": "gateway-1->matcher-1"}
-KILLED_ZK = both(zookeeper_quorum, running_again(new_pid=True))
-
-
-WEB_REPLICAS = 6  # the fake cluster's Deployment `web`, spread over four nodes
-WEB_WHOLE = deployment_whole("web", WEB_REPLICAS)
-
-
-def container(gone: Check, present: Check, target: str = "web", **fields: Any) -> Scenario:
-    return Scenario(target, gone, present, stack="containers", **fields)
-
-
-def kube(target: str, gone: Check, present: Check, **fields: Any) -> Scenario:
-    return Scenario(target, gone, present, stack="kube", **fields)
-
-
-def toxic(effect: Check | None = None, **params: Any) -> Scenario:
-    """A toxic on the gateway's link to matcher-1; while it is there, `effect` shows through the link."""
-    present = both(toxics_in_place, effect) if effect is not None else toxics_in_place
-    return Scenario(LINK, links_clean, present, params, ONE_LINK)
-
-
-SCENARIOS: dict[str, Scenario] = {
-    "process.kill": Scenario("matcher", running_again(new_pid=True), planned_dead, select=FOLLOWER),
-    "process.pause": Scenario("matcher", running_again(new_pid=False), planned_stopped, select=FOLLOWER),
-    "network.latency": toxic(link_slower_than(0.3), latency_ms=400),
-    "network.bandwidth": toxic(link_slower_than(0.08), rate_kb_per_s=1),
-    "network.timeout": toxic(link_broken, timeout_ms=0),
-    "network.reset_peer": toxic(link_broken, timeout_ms=0),
-    "network.slicer": toxic(link_slower_than(0.2), average_size_bytes=8, delay_us=20_000),
-    "network.limit_data": toxic(link_broken, limit_bytes=1),
-    "network.slow_close": toxic(delay_ms=500),
-    "network.down": Scenario(LINK, links_clean, both(links_disabled, link_broken), select=ONE_LINK),
-    "redis.kill_primary": Scenario("redis", both(redis_whole, running_again(new_pid=True)), planned_dead),
-    "redis.freeze": Scenario("redis", both(redis_whole, running_again(new_pid=False)), planned_stopped),
-    "redis.outage": Scenario("redis", both(redis_whole, running_again(new_pid=False)), planned_stopped),
-    "redis.client_pause": Scenario("redis", redis_whole, redis_writes_held, {"pause_ms": 20_000, "mode": "write"}),
-    "redis.slow": Scenario("redis", redis_whole, redis_slowed, {"sleep_ms": 400, "interval_ms": 450}),
-    "redis.failover": Scenario("redis", redis_whole, redis_promoted),
-    "zookeeper.kill_leader": Scenario("zookeeper", KILLED_ZK, planned_dead),
-    "zookeeper.kill_follower": Scenario("zookeeper", KILLED_ZK, planned_dead),
-    "zookeeper.lose_quorum": Scenario("zookeeper", KILLED_ZK, planned_dead),
-    "zookeeper.expire_session": Scenario(
-        "matcher->zookeeper", both(zookeeper_links_clean, zookeeper_quorum), links_disabled, select=FOLLOWER
-    ),
-    "container.kill": container(containers_up, containers_down, select={"name": "web-1"}),
-    "container.stop": container(containers_up, containers_down, params={"stop_timeout_s": 2}, select={"name": "web-2"}),
-    "container.pause": container(containers_up, containers_paused, select={"name": "web-3"}),
-    "container.restart": container(
-        containers_up, containers_restarted, params={"stop_timeout_s": 1}, select={"name": "web-1"}
-    ),
-    "container.network_disconnect": container(containers_up, containers_disconnected, target="netted"),
-    "pod.delete": kube(
-        "web-pods", WEB_WHOLE, pods_deleted, params={"grace_period_s": 0, "replace_timeout_s": 30}, select={"count": 2}
-    ),
-    "deployment.scale": kube("web", WEB_WHOLE, scaled_to("web", 1), params={"replicas": 1, "ready_timeout_s": 30}),
-    "node.cordon": kube("workers", both(nodes_schedulable, WEB_WHOLE), nodes_cordoned, select={"name": "node-0"}),
-    # Rollback uncordons; the evicted pods are the controller's to replace (docs/injectors.md, node.drain).
-    "node.drain": kube(
-        "workers",
-        nodes_schedulable,
-        nodes_drained,
-        params={"grace_period_s": 0, "evict_timeout_s": 10},
-        select={"name": "node-1"},
-    ),
+SCENARIOS: dict[str, Scenario] = scenarios()
+# Which test module runs which kinds: the stack they need, and the prefixes of their names.
+MODULES: dict[str, tuple[StackName, tuple[str, ...]]] = {
+    "test_ha_links_processes": ("ha", ("process.", "network.")),
+    "test_ha_middleware": ("ha", ("redis.", "zookeeper.")),
+    "test_containers": ("containers", ("",)),
+    "test_kube": ("kube", ("",)),
 }
 
 SIGNALS = {"sigint": signal.SIGINT, "sigterm": signal.SIGTERM}
@@ -402,7 +299,7 @@ class HaStack:
 
 class ContainerStack:
     """Containers on the podman engine as a stack description file: `web`, three busybox web services on
-    the host network, each with an HTTP health URL on a free loopback port (tests/injectors/test_container.py's
+    the host network, each with an HTTP health URL on a free loopback port (tests/injectors/support.py's
     `Web`), and `netted`, one container on an engine network of its own — a host-network container has no
     network to disconnect."""
 
@@ -467,7 +364,7 @@ class ContainerStack:
 
 class KubeStack:
     """A fake Kubernetes API server in this process, as a stack description file: four worker nodes and a
-    Deployment `web` of WEB_REPLICAS pods (targets from tests/injectors/test_pod.py). A fresh one for every
+    Deployment `web` of WEB_REPLICAS pods (targets from tests/injectors/support.py). A fresh one for every
     cell, so a drained node has pods again; it lives on after the cell's driver is killed, its controller
     replacing deleted pods while `chaos.py recover` waits for them."""
 
@@ -648,9 +545,15 @@ def end_run(
     return rollback_seconds(fault)
 
 
-def cells(stack: StackName, prefixes: tuple[str, ...] = ("",)) -> list[Any]:
-    """The (kind, ending) parameters of one test module: the kinds on `stack` whose names start with a prefix."""
-    kinds = [k for k, s in SCENARIOS.items() if s.stack == stack and k.startswith(prefixes)]
+def module_kinds(module: str) -> list[str]:
+    """The registered kinds one test module runs: those with a scenario on its stack whose names start with a prefix."""
+    stack, prefixes = MODULES[module.rsplit(".", 1)[-1]]
+    return [k for k in all_kinds() if k in SCENARIOS and SCENARIOS[k].stack == stack and k.startswith(prefixes)]
+
+
+def cells(module: str) -> list[Any]:
+    """The (kind, ending) parameters of one test module (by its `__name__`), every kind with every ending."""
+    kinds = module_kinds(module)
     return [pytest.param(kind, ending, id=f"{kind}-{ending}") for kind in kinds for ending in ENDINGS]
 
 

@@ -12,7 +12,7 @@ import pytest
 from tests.faultmatrix.harness import Drivers, Results, cells, run_cell
 
 pytestmark = [pytest.mark.slow, pytest.mark.infra]
-CELLS = cells("kube")
+CELLS = cells(__name__)
 
 
 @pytest.mark.parametrize(("kind", "ending"), CELLS)

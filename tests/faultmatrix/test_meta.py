@@ -7,22 +7,27 @@ from pathlib import Path
 
 from injectors.registry import all_kinds, get_injector
 from injectors.selection import Selection
-from tests.faultmatrix import test_containers, test_ha_links_processes, test_ha_middleware, test_kube
-from tests.faultmatrix.harness import SCENARIOS
-from tests.faultmatrix.report import main, merged, render
+from tests.faultmatrix.harness import MODULES, SCENARIOS, cells, module_kinds
+from tests.faultmatrix.report import ENDINGS, main, merged, render
+
+HERE = Path(__file__).resolve().parent
 
 
 def test_every_registered_kind_has_a_matrix_scenario() -> None:
     missing = sorted(set(all_kinds()) - set(SCENARIOS))
-    assert not missing, f"add a fault-matrix scenario to SCENARIOS in tests/faultmatrix/harness.py for: {missing}"
+    assert not missing, (
+        f"add a scenario to SCENARIOS in its domain's tests/faultmatrix/kinds/<domain>.py for: {missing}"
+    )
+    assert not set(SCENARIOS) - set(all_kinds()), "a scenario for a kind nobody registers"
 
 
-def test_every_scenario_runs_in_exactly_one_matrix_module() -> None:
-    modules = (test_ha_links_processes, test_ha_middleware, test_containers, test_kube)
-    covered = [p.values[0] for module in modules for p in module.CELLS]
-    kinds = sorted({kind for kind in covered})
-    assert kinds == sorted(SCENARIOS)
-    assert len(covered) == len(set(zip(covered, [p.values[1] for m in modules for p in m.CELLS], strict=True)))
+def test_every_kind_runs_in_exactly_one_matrix_module() -> None:
+    assert sorted(p.stem for p in HERE.glob("test_*.py") if p.stem != "test_meta") == sorted(MODULES)
+    covered = [kind for module in MODULES for kind in module_kinds(module)]
+    assert sorted(covered) == sorted(all_kinds()), "a kind in no module, or in two: see MODULES in harness.py"
+    for module in MODULES:
+        ids = [p.id for p in cells(f"tests.faultmatrix.{module}")]
+        assert ids == [f"{kind}-{ending}" for kind in module_kinds(module) for ending in ENDINGS]
 
 
 def test_every_scenario_names_a_registered_kind_with_valid_params() -> None:

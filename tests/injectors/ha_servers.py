@@ -13,7 +13,6 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,11 +23,11 @@ from clients.zk import Ensemble
 from engine.context import EngineContext
 from engine.events import EventBus
 from engine.stack import LiveStack
-from injectors.base import FaultPlan, Injector
-from injectors.redis import redis_set_of
-from injectors.zookeeper import ensemble_of
+from injectors.base import FaultPlan, FaultSpec, Injector
+from injectors.redis.common import redis_set_of
+from injectors.zookeeper.common import ensemble_of
 from stackspec.targets import ProcessInstance, ProcessTarget, StackDescription, Target
-from tests.helpers import READY_TIMEOUT_S, wait_ready
+from tests.support.helpers import READY_TIMEOUT_S, wait_ready
 from tradingstack.topology import (
     SENTINEL_MASTER,
     free_ports,
@@ -134,7 +133,7 @@ def healthy(stack: LiveStack, timeout_s: float = 30) -> LiveStack:
     return stack
 
 
-def plan_for(injector: Injector[Any], stack: LiveStack, target: str) -> FaultPlan:
+def plan_for(injector: Injector[FaultSpec], stack: LiveStack, target: str) -> FaultPlan:
     refs = injector.resolve(target, None, ctx_for(stack))
     return FaultPlan(kind=injector.kind, target=target, params=injector.spec.model_dump(), targets=refs)
 

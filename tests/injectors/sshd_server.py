@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from stackspec.targets import SshHost
-from tests.helpers import free_port, popen_alive, wait_ready
+from tests.support.helpers import free_port, popen_alive, wait_ready
 
 SSHD = "/usr/sbin/sshd"  # sshd must be started by its absolute path (it re-executes itself)
 

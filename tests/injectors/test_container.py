@@ -8,85 +8,33 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from clients.container_engine import ContainerEngineError
-from clients.health import problem, wait_healthy
 from engine.context import EngineContext
 from engine.events import EventBus
 from engine.stack import LiveStack
-from injectors.base import FaultPlan, Injector
-from injectors.container import (
-    ContainerKillInjector,
-    ContainerKillSpec,
-    ContainerNetworkDisconnectInjector,
-    ContainerNetworkDisconnectSpec,
-    ContainerPauseInjector,
-    ContainerPauseSpec,
-    ContainerRestartInjector,
-    ContainerRestartSpec,
-    ContainerStopInjector,
-    ContainerStopSpec,
-)
+from injectors.base import FaultPlan, FaultSpec, Injector
+from injectors.container.kill import ContainerKillInjector, ContainerKillSpec
+from injectors.container.network_disconnect import ContainerNetworkDisconnectInjector, ContainerNetworkDisconnectSpec
+from injectors.container.pause import ContainerPauseInjector, ContainerPauseSpec
+from injectors.container.restart import ContainerRestartInjector, ContainerRestartSpec
+from injectors.container.stop import ContainerStopInjector, ContainerStopSpec
 from injectors.errors import FaultStillPresentError, InjectionError
 from injectors.selection import Selection
-from stackspec.targets import ContainerInstance, ContainerTarget, HttpHealth, StackDescription
-from tests.helpers import ROOT, free_port
+from stackspec.targets import ContainerInstance, ContainerTarget, StackDescription
 from tests.injectors.podman_engine import PodmanEngine, podman_engine
+from tests.injectors.support import SERVICE, Web
+from tests.support.helpers import ROOT, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.infra]
-
-# A web service in a container: /health answers, /status reports a role; SIGTERM ends it with exit code 3.
-SERVICE = (
-    "echo ok > /www/health; echo '{\"role\": \"%s\"}' > /www/status; trap 'exit 3' TERM; "
-    "httpd -f -p 127.0.0.1:%d -h /www & wait"
-)
 
 
 @pytest.fixture(scope="module")
 def podman() -> Iterator[PodmanEngine]:
     with podman_engine() as engine:
         yield engine
-
-
-class Web:
-    """Three service containers (one leader) as a `container` target of a stack description."""
-
-    def __init__(self, podman: PodmanEngine, labels: dict[str, str]) -> None:
-        self.podman = podman
-        self.ports: dict[str, int] = {}
-        self.ids: dict[str, str] = {}
-        instances = []
-        for n, role in enumerate(["leader", "follower", "follower"], start=1):
-            name, port = f"web-{n}", free_port()
-            self.ports[name] = port
-            url = f"http://127.0.0.1:{port}"
-            self.ids[name] = podman.run(
-                name,
-                SERVICE % (role, port),
-                labels={**labels, "chaos.health_url": f"{url}/health", "chaos.role_url": f"{url}/status"},
-            )
-            health = HttpHealth(http=f"{url}/health", timeout_s=0.5)
-            instances.append(
-                ContainerInstance(
-                    name=name, container=f"{podman.prefix}-{name}", health=health, role_url=f"{url}/status"
-                )
-            )
-            wait_healthy(health, 10)
-        self.listed = ContainerTarget(engine_url=podman.url, containers=instances)
-        self.by_label = ContainerTarget(engine_url=podman.url, labels=labels)
-
-    def ctx(self, seed: int = 3) -> EngineContext:
-        desc = StackDescription(name="test", targets={"web": self.listed, "web-labelled": self.by_label})
-        return EngineContext("test", LiveStack(desc, None), seed=seed, bus=EventBus())
-
-    def state(self, name: str) -> dict[str, object]:
-        return dict(self.podman.inspect(self.ids[name])["State"])
-
-    def health(self, name: str) -> str | None:
-        return problem(HttpHealth(http=f"http://127.0.0.1:{self.ports[name]}/health", timeout_s=0.5))
 
 
 @pytest.fixture
@@ -98,7 +46,9 @@ def web(podman: PodmanEngine, request: pytest.FixtureRequest) -> Iterator[Web]:
         podman.containers.remove(container_id)
 
 
-def plan_for(injector: Injector[Any], target: str, select: Selection, ctx: EngineContext, seed: int = 3) -> FaultPlan:
+def plan_for(
+    injector: Injector[FaultSpec], target: str, select: Selection, ctx: EngineContext, seed: int = 3
+) -> FaultPlan:
     refs = injector.resolve(target, select, ctx)
     return FaultPlan(
         kind=injector.kind, target=target, params=injector.spec.model_dump(), select=select, seed=seed, targets=refs
@@ -279,6 +229,7 @@ def test_an_unreachable_engine_is_a_clear_error(tmp_path: Path) -> None:
     target = ContainerTarget(engine_url=f"unix://{tmp_path}/none.sock", timeout_s=1, labels={"a": "b"})
     ctx = EngineContext("t", LiveStack(StackDescription(name="t", targets={"c": target}), None), 1, EventBus())
     started = time.monotonic()
-    with pytest.raises(ContainerEngineError, match="DOCKER_HOST"):
+    with pytest.raises(InjectionError, match="DOCKER_HOST") as unreachable:
         ContainerKillInjector(ContainerKillSpec()).resolve("c", None, ctx)
+    assert isinstance(unreachable.value.__cause__, ContainerEngineError)
     assert time.monotonic() - started < 10

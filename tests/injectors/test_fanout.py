@@ -5,14 +5,14 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 
 from engine.context import EngineContext
 from engine.events import EventBus
 from engine.stack import LiveStack
-from injectors.base import FaultPlan, FaultSpec, Injector, RunContext, TargetRef
+from injectors.base import FaultPlan, FaultSpec, Injector, Outcome, RunContext, TargetRef
 from injectors.selection import Selection
 from stackspec.targets import StackDescription
 
@@ -26,7 +26,6 @@ class _Recorder(Injector[_Spec]):
 
     kind: ClassVar[str] = "test.fanout"
     spec_type: ClassVar[type[FaultSpec]] = _Spec
-    summary: ClassVar[str] = "test"
     hold_s: ClassVar[float] = 0.05
 
     def __init__(self, spec: _Spec) -> None:
@@ -36,10 +35,10 @@ class _Recorder(Injector[_Spec]):
         self.most = 0
         self.done: list[str] = []
 
-    def resolve(self, target: str, select: Selection | None, ctx: RunContext) -> list[TargetRef]:
+    def find_targets(self, target: str, select: Selection | None, ctx: RunContext) -> list[TargetRef]:
         return []
 
-    def _act(self, ref: TargetRef) -> dict[str, Any]:
+    def _act(self, ref: TargetRef) -> Outcome:
         with self.lock:
             self.in_flight += 1
             self.most = max(self.most, self.in_flight)
@@ -47,19 +46,19 @@ class _Recorder(Injector[_Spec]):
             time.sleep(self.hold_s)
             if ref.id == "t3":
                 raise RuntimeError("target t3 refused")
-            return {"thread": threading.current_thread().name}
+            return Outcome(detail={"thread": threading.current_thread().name})
         finally:
             with self.lock:
                 self.in_flight -= 1
                 self.done.append(ref.id)
 
-    def inject_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
+    def inject_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> Outcome:
         return self._act(ref)
 
-    def rollback_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
+    def rollback_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> Outcome:
         return self._act(ref)
 
-    def verify_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
+    def verify_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> Outcome:
         return self._act(ref)
 
 
@@ -112,7 +111,7 @@ def test_more_workers_than_targets_and_no_targets() -> None:
 
 def test_an_interrupt_starts_no_further_targets() -> None:
     class _Interrupting(_Parallel):
-        def inject_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> dict[str, Any]:
+        def inject_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> Outcome:
             if ref.id == "t0":
                 raise KeyboardInterrupt  # only Exception is collected per target; this ends the fan-out
             return self._act(ref)

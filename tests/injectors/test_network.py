@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -22,26 +21,17 @@ from clients.toxiproxy import ToxiproxyClient, ToxiproxyError
 from engine.context import EngineContext
 from engine.events import EventBus
 from engine.stack import LiveStack
-from injectors.base import FaultPlan, Injector
-from injectors.errors import FaultStillPresentError, SelectionError
-from injectors.network import (
-    NetworkBandwidthInjector,
-    NetworkBandwidthSpec,
-    NetworkDownInjector,
-    NetworkDownSpec,
-    NetworkLatencyInjector,
-    NetworkLatencySpec,
-    NetworkLimitDataInjector,
-    NetworkLimitDataSpec,
-    NetworkResetPeerInjector,
-    NetworkResetPeerSpec,
-    NetworkSlicerInjector,
-    NetworkSlicerSpec,
-    NetworkSlowCloseInjector,
-    NetworkSlowCloseSpec,
-    NetworkTimeoutInjector,
-    NetworkTimeoutSpec,
-)
+from injectors.base import FaultPlan, FaultSpec, Injector
+from injectors.errors import FaultStillPresentError, SelectionError, TargetNotFoundError
+from injectors.network.bandwidth import NetworkBandwidthInjector, NetworkBandwidthSpec
+from injectors.network.common import LinkSpec, ToxicInjector
+from injectors.network.down import NetworkDownInjector, NetworkDownSpec
+from injectors.network.latency import NetworkLatencyInjector, NetworkLatencySpec
+from injectors.network.limit_data import NetworkLimitDataInjector, NetworkLimitDataSpec
+from injectors.network.reset_peer import NetworkResetPeerInjector, NetworkResetPeerSpec
+from injectors.network.slicer import NetworkSlicerInjector, NetworkSlicerSpec
+from injectors.network.slow_close import NetworkSlowCloseInjector, NetworkSlowCloseSpec
+from injectors.network.timeout import NetworkTimeoutInjector, NetworkTimeoutSpec
 from injectors.selection import Selection
 from stackspec.targets import (
     HttpHealth,
@@ -52,7 +42,7 @@ from stackspec.targets import (
     StackDescription,
     ToxiproxyEndpoint,
 )
-from tests.helpers import ROOT, free_port, listening_url
+from tests.support.helpers import ROOT, free_port, listening_url
 
 
 class _Echo(socketserver.BaseRequestHandler):
@@ -141,7 +131,7 @@ def ctx_for(stack: LiveStack) -> EngineContext:
     return EngineContext("net-test", stack, seed=1, bus=EventBus())
 
 
-def plan_for(injector: Injector[Any], stack: LiveStack, select: Selection | None) -> FaultPlan:
+def plan_for(injector: Injector[FaultSpec], stack: LiveStack, select: Selection | None) -> FaultPlan:
     refs = injector.resolve("svc->echo", select, ctx_for(stack))
     return FaultPlan(
         kind=injector.kind, target="svc->echo", params=injector.spec.model_dump(), select=select, targets=refs
@@ -237,7 +227,7 @@ def test_down_refuses_connections_and_rollback_restores_the_link(stack: LiveStac
     ],
 )
 def test_every_toxic_kind_maps_to_the_api_and_is_removed(
-    stack: LiveStack, toxiproxy: str, injector: Injector[Any], toxic_type: str, attributes: dict[str, int]
+    stack: LiveStack, toxiproxy: str, injector: ToxicInjector[LinkSpec], toxic_type: str, attributes: dict[str, int]
 ) -> None:
     ctx = ctx_for(stack)
     plan = plan_for(injector, stack, Selection(all=True))
@@ -268,9 +258,9 @@ def test_resolve_needs_an_existing_proxy_and_a_matching_role(stack: LiveStack) -
         ),
         None,
     )
-    with pytest.raises(ToxiproxyError) as info:
+    with pytest.raises(TargetNotFoundError, match="proxy 'no_such_proxy' of link 'svc-1->echo' at http") as info:
         NetworkDownInjector(NetworkDownSpec()).resolve("svc->echo", None, ctx_for(broken))
-    assert info.value.status == 404
+    assert isinstance(info.value.__cause__, ToxiproxyError) and info.value.__cause__.status == 404
 
 
 def test_client_times_out_instead_of_hanging() -> None:

@@ -24,24 +24,17 @@ from clients.kube import KubeApi, KubeError
 from engine.context import EngineContext
 from engine.events import EventBus
 from engine.stack import LiveStack
-from injectors.base import FaultPlan, Injector
+from injectors.base import FaultPlan, FaultSpec, Injector
 from injectors.errors import SelectionError, TargetNotFoundError
-from injectors.pod import (
-    DeploymentScaleInjector,
-    DeploymentScaleSpec,
-    NodeCordonInjector,
-    NodeCordonSpec,
-    NodeDrainInjector,
-    NodeDrainSpec,
-    PodDeleteInjector,
-    PodDeleteSpec,
-)
+from injectors.kube.deployment_scale import DeploymentScaleInjector, DeploymentScaleSpec
+from injectors.kube.node_cordon import NodeCordonInjector, NodeCordonSpec
+from injectors.kube.node_drain import NodeDrainInjector, NodeDrainSpec
+from injectors.kube.pod_delete import PodDeleteInjector, PodDeleteSpec
 from injectors.selection import Selection
 from stackspec.targets import KubernetesAccess, KubernetesTarget, StackDescription
-from tests.helpers import ROOT
 from tests.injectors.fake_kube import FakeKube, parse_label_selector, selector_matches
-
-NS = "shop"
+from tests.injectors.support import NS, targets_for
+from tests.support.helpers import ROOT
 
 
 @pytest.fixture
@@ -55,25 +48,14 @@ def kube() -> Iterator[FakeKube]:
         yield fake
 
 
-def targets_for(url: str, **access: Any) -> dict[str, KubernetesTarget]:
-    api = KubernetesAccess(api_url=url, timeout_s=2.0, **access)
-    return {
-        "web-pods": KubernetesTarget(
-            api=api, resource="pods", namespace=NS, label_selector="app=web", deployment="web"
-        ),
-        "front-pods": KubernetesTarget(api=api, resource="pods", namespace=NS, label_selector="tier in (front)"),
-        "web": KubernetesTarget(api=api, resource="deployment", namespace=NS, deployment="web"),
-        "missing": KubernetesTarget(api=api, resource="deployment", namespace=NS, deployment="nope"),
-        "workers": KubernetesTarget(api=api, resource="nodes", label_selector="pool=workers"),
-    }
-
-
 def context(url: str, seed: int = 7, path: Path | None = None, **access: Any) -> EngineContext:
     description = StackDescription(name="k8s-test", targets=dict(targets_for(url, **access)))
     return EngineContext("run-1", LiveStack(description, path), seed=seed, bus=EventBus())
 
 
-def plan_for(injector: Injector[Any], target: str, ctx: EngineContext, select: Selection | None = None) -> FaultPlan:
+def plan_for(
+    injector: Injector[FaultSpec], target: str, ctx: EngineContext, select: Selection | None = None
+) -> FaultPlan:
     return FaultPlan(
         kind=injector.kind,
         target=target,
@@ -357,8 +339,9 @@ def test_deployment_scale_refusals(kube: FakeKube) -> None:
         DeploymentScaleInjector(DeploymentScaleSpec(replicas=10)).resolve("web", None, ctx)
     with pytest.raises(SelectionError, match="remove `select`"):
         DeploymentScaleInjector(DeploymentScaleSpec(replicas=1)).resolve("web", Selection(count=1), ctx)
-    with pytest.raises(KubeError, match=r'404: deployments.apps "nope" not found'):
+    with pytest.raises(TargetNotFoundError, match=r"deployment shop/nope of target .missing. does not exist") as info:
         DeploymentScaleInjector(DeploymentScaleSpec(replicas=1)).resolve("missing", None, ctx)
+    assert isinstance(info.value.__cause__, KubeError) and info.value.__cause__.status == 404
     with pytest.raises(ValidationError):
         DeploymentScaleSpec.model_validate({"replicas": -1})
 

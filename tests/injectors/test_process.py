@@ -21,10 +21,11 @@ from engine.events import EventBus
 from engine.stack import LiveStack
 from injectors.base import FaultPlan, TargetRef, TargetResult
 from injectors.errors import FaultStillPresentError, InjectionError
-from injectors.process import ProcessKillInjector, ProcessKillSpec, ProcessPauseInjector, ProcessPauseSpec
+from injectors.process.kill import ProcessKillInjector, ProcessKillSpec
+from injectors.process.pause import ProcessPauseInjector, ProcessPauseSpec
 from injectors.selection import Selection
 from stackspec.targets import HttpHealth, ProcessInstance, ProcessTarget, StackDescription
-from tests.helpers import free_port
+from tests.support.helpers import free_port
 
 SERVER = textwrap.dedent(
     """

@@ -6,7 +6,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,23 +14,14 @@ from clients.procs import spawn, state_of
 from clients.redis_set import redis_call
 from engine.context import EngineContext
 from engine.stack import LiveStack
-from injectors.base import FaultPlan, Injector, TargetRef
+from injectors.base import FaultPlan, FaultSpec, Injector, TargetRef
 from injectors.errors import FaultStillPresentError, InjectionError, SelectionError
-from injectors.redis import (
-    RedisClientPauseInjector,
-    RedisClientPauseSpec,
-    RedisFailoverInjector,
-    RedisFailoverSpec,
-    RedisFreezeInjector,
-    RedisFreezeSpec,
-    RedisKillPrimaryInjector,
-    RedisKillPrimarySpec,
-    RedisOutageInjector,
-    RedisOutageSpec,
-    RedisSlowInjector,
-    RedisSlowSpec,
-    check_debug,
-)
+from injectors.redis.client_pause import RedisClientPauseInjector, RedisClientPauseSpec
+from injectors.redis.failover import RedisFailoverInjector, RedisFailoverSpec
+from injectors.redis.freeze import RedisFreezeInjector, RedisFreezeSpec
+from injectors.redis.kill_primary import RedisKillPrimaryInjector, RedisKillPrimarySpec
+from injectors.redis.outage import RedisOutageInjector, RedisOutageSpec
+from injectors.redis.slow import RedisSlowInjector, RedisSlowSpec, check_debug
 from injectors.selection import Selection
 from tests.injectors.ha_servers import ctx_for, healthy, instance, plan_for, redis_set, started, stop
 from tradingstack.topology import free_ports, redis_node_instance
@@ -49,7 +39,7 @@ def stack(servers: LiveStack) -> LiveStack:
     return healthy(servers)  # each test starts from a healthy set, whichever node the last one left leading
 
 
-def on_primary(injector: Injector[Any], stack: LiveStack) -> tuple[EngineContext, FaultPlan, TargetRef]:
+def on_primary(injector: Injector[FaultSpec], stack: LiveStack) -> tuple[EngineContext, FaultPlan, TargetRef]:
     """Plan the fault and check that it chose the primary (as the Sentinels name it and INFO says), not any node."""
     primary = redis_set(stack).primary()
     plan = plan_for(injector, stack, "redis")
@@ -97,7 +87,7 @@ def test_kill_primary_measures_the_promotion_and_the_old_primary_rejoins_as_repl
 
     (undone,) = injector.rollback(plan, ctx)
     assert undone.ok, undone.error
-    promoted = undone.detail["measured"]["promoted_after_s"]
+    promoted = undone.measured["promoted_after_s"]
     assert 0.5 < promoted < 15 and undone.detail["new_primary"] == new_primary
     assert undone.detail["restarted"] is True and instance(stack, "redis", primary).pid not in (None, old_pid)
     (verified,) = injector.verify_gone(plan, ctx)
@@ -162,16 +152,16 @@ def test_freeze_primary_is_failed_over_and_demoted_when_resumed(stack: LiveStack
 
     (undone,) = injector.rollback(plan, ctx)
     assert undone.ok and undone.detail["signal"] == "SIGCONT" and state_of(pid) != "T"
-    assert undone.detail["new_primary"] == new_primary and undone.detail["measured"]["promoted_after_s"] > 0.5
+    assert undone.detail["new_primary"] == new_primary and undone.measured["promoted_after_s"] > 0.5
     (verified,) = injector.verify_gone(plan, ctx)
     assert verified.ok, verified.error
     assert role(ref.detail["address"]) == "slave"  # the resumed old primary was demoted
-    print(f"\nfreeze: promoted after {undone.detail['measured']['promoted_after_s']}s")
+    print(f"\nfreeze: promoted after {undone.measured['promoted_after_s']}s")
 
 
 @pytest.mark.parametrize(("mode", "pause_ms"), [("write", 5000), ("all", 700)])
 def test_client_pause_holds_writes_until_unpaused(stack: LiveStack, mode: str, pause_ms: int) -> None:
-    injector = RedisClientPauseInjector(RedisClientPauseSpec(pause_ms=pause_ms, mode=mode))
+    injector = RedisClientPauseInjector(RedisClientPauseSpec.model_validate({"pause_ms": pause_ms, "mode": mode}))
     ctx, plan, ref = on_primary(injector, stack)
     primary = ref.id
     address = ref.detail["address"]
@@ -249,11 +239,11 @@ def test_failover_switches_the_primary_and_is_not_switched_back(stack: LiveStack
     assert result.ok, result.error
     (undone,) = injector.rollback(plan, ctx)
     assert undone.ok and undone.detail["new_primary"] not in (None, primary)
-    assert 0 < undone.detail["measured"]["promoted_after_s"] < 15
+    assert 0 < undone.measured["promoted_after_s"] < 15
     (verified,) = injector.verify_gone(plan, ctx)
     assert verified.ok, verified.error
     assert verified.detail["primary"] == undone.detail["new_primary"] and role(ref.detail["address"]) == "slave"
-    print(f"\nfailover: promoted after {undone.detail['measured']['promoted_after_s']}s")
+    print(f"\nfailover: promoted after {undone.measured['promoted_after_s']}s")
 
 
 def test_primary_faults_refuse_a_select(stack: LiveStack) -> None:

@@ -23,13 +23,14 @@ from engine.journal import FaultRecord, load_journal
 from engine.stack import LiveStack
 from engine.undo import LEDGER_FILE, UndoLedger
 from injectors.base import FaultPlan, TargetRef
-from injectors.errors import FaultStillPresentError
-from injectors.process import ProcessKillInjector, ProcessKillSpec, ProcessPauseInjector, ProcessPauseSpec
+from injectors.errors import FaultStillPresentError, InjectionError
+from injectors.process.kill import ProcessKillInjector, ProcessKillSpec
+from injectors.process.pause import ProcessPauseInjector, ProcessPauseSpec
 from injectors.selection import Selection
 from stackspec.targets import HttpHealth, ProcessInstance, ProcessTarget, SshHost, StackDescription
-from tests.cli.test_exit_codes import OK_STEADY, only_journal, write_experiment
-from tests.helpers import chaos, free_port
 from tests.injectors.sshd_server import Sshd, keygen, start_sshd
+from tests.support.cli_world import OK_STEADY, only_journal, write_experiment
+from tests.support.helpers import chaos, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.infra]
 
@@ -246,8 +247,9 @@ def test_an_unknown_or_changed_host_key_is_refused_and_nothing_is_killed(
     injector = ProcessKillInjector(ProcessKillSpec())
     before = sessions_started(sshd)
     expected = "not in known_hosts" if known == "unknown" else "does not match known_hosts"
-    with pytest.raises(SshError, match=rf"host key for \[127\.0\.0\.1\]:{sshd.port} {expected}"):
+    with pytest.raises(InjectionError, match=rf"host key for \[127\.0\.0\.1\]:{sshd.port} {expected}") as refused:
         injector.resolve("svc", Selection(name="svc-1"), ctx)
+    assert isinstance(refused.value.__cause__, SshError)  # translated at the injector's edge, the cause kept
     plan = FaultPlan(
         kind="process.kill",
         target="svc",
@@ -266,8 +268,9 @@ def test_a_key_the_host_does_not_know_is_refused(remote: LiveStack, sshd: Sshd, 
     remote.replace_instance("svc", real.model_copy(update={"host": sshd.host(key_file=str(stranger))}))
     injector = ProcessPauseInjector(ProcessPauseSpec())
     before = sessions_started(sshd)
-    with pytest.raises(SshError, match="refused key-based login"):
+    with pytest.raises(InjectionError, match="refused key-based login") as refused:
         injector.resolve("svc", Selection(name="svc-2"), ctx_for(remote))
+    assert isinstance(refused.value.__cause__, SshError)
     assert real.pid is not None and state_of(real.pid) not in (None, "T")
     assert sessions_started(sshd) == before
 

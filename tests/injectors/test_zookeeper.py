@@ -17,20 +17,14 @@ from clients.zk import srvr_mode
 from engine.stack import LiveStack
 from injectors.errors import SelectionError
 from injectors.selection import Selection
-from injectors.zookeeper import (
-    ZooKeeperExpireSessionInjector,
-    ZooKeeperExpireSessionSpec,
-    ZooKeeperKillFollowerInjector,
-    ZooKeeperKillFollowerSpec,
-    ZooKeeperKillLeaderInjector,
-    ZooKeeperKillLeaderSpec,
-    ZooKeeperLoseQuorumInjector,
-    ZooKeeperLoseQuorumSpec,
-)
+from injectors.zookeeper.expire_session import ZooKeeperExpireSessionInjector, ZooKeeperExpireSessionSpec
+from injectors.zookeeper.kill_follower import ZooKeeperKillFollowerInjector, ZooKeeperKillFollowerSpec
+from injectors.zookeeper.kill_leader import ZooKeeperKillLeaderInjector, ZooKeeperKillLeaderSpec
+from injectors.zookeeper.lose_quorum import ZooKeeperLoseQuorumInjector, ZooKeeperLoseQuorumSpec
 from stackspec.targets import LinkInstance, LinkTarget, ToxiproxyEndpoint
-from tests.helpers import free_port
 from tests.injectors import test_network
 from tests.injectors.ha_servers import ctx_for, ensemble, healthy, instance, plan_for, started
+from tests.support.helpers import free_port
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
@@ -70,7 +64,7 @@ def test_kill_leader_measures_the_election_and_restarts_it_as_follower(stack: Li
 
     (undone,) = injector.rollback(plan, ctx)
     assert undone.ok and undone.detail["restarted"] is True, undone.error
-    elected = undone.detail["measured"]["elected_after_s"]
+    elected = undone.measured["elected_after_s"]
     assert 0 < elected < 10 and undone.detail["new_leader"] in others
     (verified,) = injector.verify_gone(plan, ctx)
     assert verified.ok, verified.error
@@ -119,7 +113,7 @@ def test_lose_quorum_silences_the_survivor_until_the_majority_is_back(stack: Liv
 
     undone = injector.rollback(plan, ctx)
     assert all(r.ok and r.detail["restarted"] for r in undone), [r.error for r in undone]
-    measured = undone[-1].detail["measured"]
+    measured = undone[-1].measured
     assert 0 < measured["quorum_after_s"] < 30 and measured["lost_after_s"] is not None
     verified = injector.verify_gone(plan, ctx)
     assert all(r.ok for r in verified), [r.error for r in verified]

@@ -12,7 +12,7 @@ import pytest
 
 from clients.health import problem
 from stackspec.targets import RedisHealth
-from tests.helpers import free_port, popen_alive, require_programs, wait_ready
+from tests.support.helpers import free_port, popen_alive, require_programs, wait_ready
 
 
 @pytest.fixture(scope="module")

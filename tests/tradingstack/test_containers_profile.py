@@ -17,16 +17,12 @@ from engine.events import EventBus
 from engine.journal import load_journal
 from engine.stack import LiveStack
 from injectors.base import FaultPlan
-from injectors.container import (
-    ContainerKillInjector,
-    ContainerKillSpec,
-    ContainerNetworkDisconnectInjector,
-    ContainerNetworkDisconnectSpec,
-)
+from injectors.container.kill import ContainerKillInjector, ContainerKillSpec
+from injectors.container.network_disconnect import ContainerNetworkDisconnectInjector, ContainerNetworkDisconnectSpec
 from injectors.errors import InjectionError
 from injectors.selection import Selection
 from stackspec.targets import ContainerTarget, HttpHealth, ProcessTarget
-from tests.helpers import ROOT, require_programs
+from tests.support.helpers import ROOT, require_programs
 from tests.injectors.podman_engine import engine_url
 from tests.tradingstack.test_stack import place, wait_for
 from tradingstack import containers

@@ -18,10 +18,10 @@ from engine.context import EngineContext
 from engine.events import EventBus
 from engine.stack import LiveStack
 from injectors.base import FaultPlan
-from injectors.process import verify_instance
-from injectors.zookeeper import ZooKeeperExpireSessionInjector, ZooKeeperExpireSessionSpec
+from injectors.process.common import verify_instance
+from injectors.zookeeper.expire_session import ZooKeeperExpireSessionInjector, ZooKeeperExpireSessionSpec
 from stackspec.targets import ProcessInstance, ProcessTarget
-from tests.helpers import require_programs
+from tests.support.helpers import require_programs
 from tradingstack.election import ELECTION_PATH
 from tradingstack.launcher import read_state, stack_status, start_stack, stop_stack
 from tradingstack.matcher import CANDIDATE_GRACE_S

@@ -16,7 +16,7 @@ import pytest
 from clients.health import problem
 from clients.procs import is_running, spawn
 from stackspec.targets import HttpHealth, ProcessInstance, ProcessTarget, StackDescription
-from tests.helpers import require_programs, wait_ready
+from tests.support.helpers import require_programs, wait_ready
 from tradingstack import topology
 from tradingstack.launcher import REPO_ROOT, LaunchError, stack_status, start_stack, stop_stack, write_state
 from tradingstack.topology import LOWEST_PORT, ephemeral_range, free_ports

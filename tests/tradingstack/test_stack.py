@@ -23,7 +23,7 @@ from clients.health import problem, wait_healthy
 from clients.procs import is_running, reap, role_of, spawn
 from clients.toxiproxy import ToxiproxyClient
 from stackspec.targets import LinkTarget, ProcessInstance, ProcessTarget, StackDescription
-from tests.helpers import require_programs
+from tests.support.helpers import require_programs
 from tradingstack.launcher import (
     REPO_ROOT,
     StackRunningError,

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import pytest
 
-from tests.helpers import free_port
+from tests.support.helpers import free_port
 from tradingstack.book import OrderBook
 from tradingstack.orders import ACCOUNTS, SEED_CASH_CENTS, SEED_SHARES, SYMBOLS, OrderRequest, Side
 from tradingstack.store import (
