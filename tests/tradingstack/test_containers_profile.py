@@ -22,8 +22,8 @@ from injectors.container.network_disconnect import ContainerNetworkDisconnectInj
 from injectors.errors import InjectionError
 from injectors.selection import Selection
 from stackspec.targets import ContainerTarget, HttpHealth, ProcessTarget
-from tests.support.helpers import ROOT, require_programs
 from tests.injectors.podman_engine import engine_url
+from tests.support.helpers import ROOT, require_programs
 from tests.tradingstack.test_stack import place, wait_for
 from tradingstack import containers
 from tradingstack.launcher import read_state, stack_status, start_stack, stop_stack
