@@ -362,7 +362,10 @@ def test_chaos_run_kills_and_restarts_over_ssh(
     runs = tmp_path / "runs"
     before = sessions_started(sshd)
 
-    result = chaos("run", str(write_experiment(world, steady=OK_STEADY)), "--runs-dir", str(runs), "--seed", "3")
+    # A longer load than the local CLI tests: a kill and a restart over SSH, each with its own session and a
+    # stability wait, took 15 s on a loaded machine and left the 11 s load's recovery window without samples.
+    experiment = write_experiment(world, steady=OK_STEADY, load="25s")
+    result = chaos("run", str(experiment), "--runs-dir", str(runs), "--seed", "3")
     journal_path = only_journal(runs)
     journal = load_journal(journal_path)
     for fault in journal.faults:
