@@ -152,90 +152,98 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(exc.reason, exc.status)
 
 
-def build_app(collection: ProxyCollection) -> web.Application:
-    app = web.Application(middlewares=[_errors])
+class _Routes:
+    """The API's handlers over one collection; changes hold its lock, reads do not."""
 
-    async def version(_: web.Request) -> web.Response:
+    def __init__(self, collection: ProxyCollection) -> None:
+        self.collection = collection
+
+    async def version(self, _: web.Request) -> web.Response:
         return _json({"version": VERSION})
 
-    async def proxy_index(_: web.Request) -> web.Response:
-        return _json({name: proxy.to_json() for name, proxy in collection.proxies.items()})
-
-    async def proxy_create(request: web.Request) -> web.Response:
-        body = await _body(request)
-        async with collection.lock:
-            proxy = await collection.add(body)
-        return _json(proxy.to_json(), 201)
-
-    async def populate(request: web.Request) -> web.Response:
-        body = await _body(request)
-        async with collection.lock:
-            proxies = await collection.populate(body)
-        return _json({"proxies": [p.to_json() for p in proxies]}, 201)
-
-    async def proxy_show(request: web.Request) -> web.Response:
-        return _json(collection.get(request.match_info["proxy"]).to_json())
-
-    async def proxy_update(request: web.Request) -> web.Response:
-        body = await _body(request)
-        async with collection.lock:
-            proxy = collection.get(request.match_info["proxy"])
-            await collection.update(proxy, body)
-        return _json(proxy.to_json())
-
-    async def proxy_delete(request: web.Request) -> web.Response:
-        async with collection.lock:
-            await collection.remove(request.match_info["proxy"])
+    async def reset(self, _: web.Request) -> web.Response:
+        async with self.collection.lock:
+            await self.collection.reset()
         return web.Response(status=204)
 
-    async def toxic_index(request: web.Request) -> web.Response:
-        return _json([t.to_json() for t in collection.get(request.match_info["proxy"]).toxics])
+    async def proxy_index(self, _: web.Request) -> web.Response:
+        return _json({name: proxy.to_json() for name, proxy in self.collection.proxies.items()})
 
-    async def toxic_create(request: web.Request) -> web.Response:
+    async def proxy_create(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        async with collection.lock:
-            proxy = collection.get(request.match_info["proxy"])
+        async with self.collection.lock:
+            proxy = await self.collection.add(body)
+        return _json(proxy.to_json(), 201)
+
+    async def populate(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        async with self.collection.lock:
+            proxies = await self.collection.populate(body)
+        return _json({"proxies": [p.to_json() for p in proxies]}, 201)
+
+    async def proxy_show(self, request: web.Request) -> web.Response:
+        return _json(self.collection.get(request.match_info["proxy"]).to_json())
+
+    async def proxy_update(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        async with self.collection.lock:
+            proxy = self.collection.get(request.match_info["proxy"])
+            await self.collection.update(proxy, body)
+        return _json(proxy.to_json())
+
+    async def proxy_delete(self, request: web.Request) -> web.Response:
+        async with self.collection.lock:
+            await self.collection.remove(request.match_info["proxy"])
+        return web.Response(status=204)
+
+    async def toxic_index(self, request: web.Request) -> web.Response:
+        return _json([t.to_json() for t in self.collection.get(request.match_info["proxy"]).toxics])
+
+    async def toxic_create(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        async with self.collection.lock:
+            proxy = self.collection.get(request.match_info["proxy"])
             toxic = parse_toxic(body)
             proxy.add_toxic(toxic)
         return _json(toxic.to_json())
 
-    async def toxic_show(request: web.Request) -> web.Response:
-        proxy = collection.get(request.match_info["proxy"])
+    async def toxic_show(self, request: web.Request) -> web.Response:
+        proxy = self.collection.get(request.match_info["proxy"])
         return _json(proxy.find_toxic(request.match_info["toxic"]).to_json())
 
-    async def toxic_update(request: web.Request) -> web.Response:
+    async def toxic_update(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        async with collection.lock:
-            proxy = collection.get(request.match_info["proxy"])
+        async with self.collection.lock:
+            proxy = self.collection.get(request.match_info["proxy"])
             toxic = proxy.find_toxic(request.match_info["toxic"])
             before = toxic.toxicity
             apply_update(toxic, body)
             proxy.toxic_updated(toxic.name, toxicity_changed=toxic.toxicity != before)
         return _json(toxic.to_json())
 
-    async def toxic_delete(request: web.Request) -> web.Response:
-        async with collection.lock:
-            collection.get(request.match_info["proxy"]).remove_toxic(request.match_info["toxic"])
+    async def toxic_delete(self, request: web.Request) -> web.Response:
+        async with self.collection.lock:
+            self.collection.get(request.match_info["proxy"]).remove_toxic(request.match_info["toxic"])
         return web.Response(status=204)
 
-    async def reset(_: web.Request) -> web.Response:
-        async with collection.lock:
-            await collection.reset()
-        return web.Response(status=204)
 
-    app.router.add_get("/version", version)
-    app.router.add_post("/reset", reset)
-    app.router.add_get("/proxies", proxy_index)
-    app.router.add_post("/proxies", proxy_create)
-    app.router.add_post("/populate", populate)
-    app.router.add_get("/proxies/{proxy}", proxy_show)
-    app.router.add_route("POST", "/proxies/{proxy}", proxy_update)
-    app.router.add_route("PATCH", "/proxies/{proxy}", proxy_update)
-    app.router.add_delete("/proxies/{proxy}", proxy_delete)
-    app.router.add_get("/proxies/{proxy}/toxics", toxic_index)
-    app.router.add_post("/proxies/{proxy}/toxics", toxic_create)
-    app.router.add_get("/proxies/{proxy}/toxics/{toxic}", toxic_show)
-    app.router.add_route("POST", "/proxies/{proxy}/toxics/{toxic}", toxic_update)
-    app.router.add_route("PATCH", "/proxies/{proxy}/toxics/{toxic}", toxic_update)
-    app.router.add_delete("/proxies/{proxy}/toxics/{toxic}", toxic_delete)
+def build_app(collection: ProxyCollection) -> web.Application:
+    """The Toxiproxy API over `collection`: the same routes (POST and PATCH both update) as Toxiproxy 2.x."""
+    app = web.Application(middlewares=[_errors])
+    routes = _Routes(collection)
+    app.router.add_get("/version", routes.version)
+    app.router.add_post("/reset", routes.reset)
+    app.router.add_get("/proxies", routes.proxy_index)
+    app.router.add_post("/proxies", routes.proxy_create)
+    app.router.add_post("/populate", routes.populate)
+    app.router.add_get("/proxies/{proxy}", routes.proxy_show)
+    app.router.add_route("POST", "/proxies/{proxy}", routes.proxy_update)
+    app.router.add_route("PATCH", "/proxies/{proxy}", routes.proxy_update)
+    app.router.add_delete("/proxies/{proxy}", routes.proxy_delete)
+    app.router.add_get("/proxies/{proxy}/toxics", routes.toxic_index)
+    app.router.add_post("/proxies/{proxy}/toxics", routes.toxic_create)
+    app.router.add_get("/proxies/{proxy}/toxics/{toxic}", routes.toxic_show)
+    app.router.add_route("POST", "/proxies/{proxy}/toxics/{toxic}", routes.toxic_update)
+    app.router.add_route("PATCH", "/proxies/{proxy}/toxics/{toxic}", routes.toxic_update)
+    app.router.add_delete("/proxies/{proxy}/toxics/{toxic}", routes.toxic_delete)
     return app

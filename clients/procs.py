@@ -6,20 +6,19 @@ No fault logic: the process, Redis and ZooKeeper faults and the reference stack'
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shlex
 import signal
 import subprocess
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
-from clients import http
+from clients.health import role_at
+from clients.poll import PollTimeout, poll_until
 from stackspec.targets import ProcessInstance, SshHost
 
 if TYPE_CHECKING:
@@ -58,6 +57,11 @@ def state_of(pid: int) -> str | None:
     return stat[0] if stat is not None else None
 
 
+def environment_with(declared: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment plus `declared`, with `${VAR}` in the declared values expanded now."""
+    return {**os.environ, **{key: os.path.expandvars(value) for key, value in declared.items()}}
+
+
 def reap(pid: int) -> None:
     """Collect the exit status if the PID is our child, so it does not linger as a zombie."""
     with contextlib.suppress(ChildProcessError):
@@ -68,7 +72,7 @@ def spawn(instance: ProcessInstance) -> ProcessInstance:
     """Start the instance's command on this host, detached from us (own session), logging to its log file."""
     # `${VAR}` references (how secrets belong in a stack file) are expanded only here, at exec time:
     # the description, the journal and the undo ledger keep the reference, never the value.
-    env = {**os.environ, **{key: os.path.expandvars(value) for key, value in instance.env.items()}}
+    env = environment_with(instance.env)
     log_path = Path(instance.log) if instance.log else None
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -285,13 +289,16 @@ def is_running(instance: ProcessInstance, hosts: ProcessHosts | None = None) -> 
 
 
 def wait_exit_on(host: ProcessHost, pid: int, timeout_s: float) -> float | None:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
+    """Seconds until the PID on `host` exited (zombies count as exited), or None on timeout."""
+
+    def look() -> tuple[str | None, None]:
         host.reap(pid)
-        if alive_start(host.stat(pid)) is None:
-            return time.monotonic() - started
-        time.sleep(host.poll_s)
-    return None
+        return (None if alive_start(host.stat(pid)) is None else f"pid {pid} still runs"), None
+
+    try:
+        return poll_until(look, timeout_s, host.poll_s, f"exited (pid {pid} on {host.label})")[1]
+    except PollTimeout:
+        return None
 
 
 def wait_exit(pid: int, timeout_s: float) -> float | None:
@@ -300,13 +307,7 @@ def wait_exit(pid: int, timeout_s: float) -> float | None:
 
 
 def role_of(instance: ProcessInstance, timeout_s: float = 1.0, hosts: ProcessHosts | None = None) -> str | None:
-    """The live role an instance reports at its role_url, or None when it does not answer."""
+    """The live role an instance reports at its role_url, or None when it does not answer or does not run."""
     if instance.role_url is None or not is_running(instance, hosts):
         return None
-    try:
-        status, body = http.get(instance.role_url, timeout_s)
-        answer = json.loads(body) if status == 200 else None
-    except (OSError, ValueError):
-        return None
-    role = answer.get("role") if isinstance(answer, dict) else None
-    return str(role) if role is not None else None
+    return role_at(instance.role_url, timeout_s)

@@ -7,7 +7,6 @@ peers and agreeing on the configuration epoch.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,8 +17,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from clients.errors import ClientError, NotFoundError, NotSettledError
-from clients.health import split_hostport, wait_stable
+from clients.errors import ClientError, NotSettledError
+from clients.poll import PollTimeout, poll_until, wait_stable
+from clients.tcp import client_address, split_hostport
 from stackspec.targets import ProcessInstance, RedisHealth
 
 
@@ -60,11 +60,7 @@ def pairs(reply: Any) -> dict[str, str]:
 
 def address_of(instance: ProcessInstance) -> str:
     """host:port of a Redis or Sentinel instance: its Redis health check, else its `client` port on loopback."""
-    if isinstance(instance.health, RedisHealth):
-        return instance.health.redis
-    if "client" in instance.ports:
-        return f"127.0.0.1:{instance.ports['client']}"
-    raise NotFoundError(f"instance {instance.name!r} has no Redis health check and no `client` port")
+    return client_address(instance, RedisHealth)
 
 
 @dataclass(frozen=True)
@@ -224,19 +220,20 @@ class RedisSet:
 
     def wait_failover_settled(self, node: str, timeout_s: float) -> dict[str, Any]:
         """Poll `failover_problem` for at most `timeout_s`; never raises (a rollback goes on either way)."""
-        started = time.monotonic()
-        while (reason := self.failover_problem(node)) is not None:
-            if time.monotonic() - started >= timeout_s:
-                return {"failover_settled": False, "failover_unsettled": reason}
-            time.sleep(POLL_S * 2)
-        return {"failover_settled_after_s": round(time.monotonic() - started, 3)}
+        try:
+            _, waited = poll_until(
+                lambda: (self.failover_problem(node), None), timeout_s, POLL_S * 2, "settled after the failover"
+            )
+        except PollTimeout as exc:
+            return {"failover_settled": False, "failover_unsettled": exc.last}
+        return {"failover_settled_after_s": round(waited, 3)}
 
     def wait_settled(self, timeout_s: float) -> dict[str, Any]:
         """Poll until healthy and unchanged for STABLE_WINDOW_S; the primary and seconds waited, else
         NotSettledError with the last reason."""
         try:
             settled, waited = wait_stable(self.look, timeout_s, poll_s=POLL_S * 4)
-        except TimeoutError as exc:
+        except PollTimeout as exc:
             raise NotSettledError(f"the Redis set did not settle: {exc}") from exc
         assert settled is not None  # a look without a problem always names the primary
         primary, epoch = settled

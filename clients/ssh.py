@@ -76,17 +76,33 @@ class SshSession:
                 f"add the host key there (`ssh-keyscan -p {host.port} {host.address}`, after checking its fingerprint)"
             ) from None
         client.set_missing_host_key_policy(_RejectUnknown())
+        key_file, passphrase = self._credentials()
+        try:
+            self._login(client, key_file, passphrase, known_hosts)
+        except BaseException:
+            client.close()
+            raise
+        self._client = client
+        return client.get_transport()
+
+    def _credentials(self) -> tuple[str | None, str | None]:
+        """The key file (None: the ssh-agent's keys) and its passphrase from the environment, if it has one."""
+        host = self.host
         key_file = str(Path(host.key_file).expanduser()) if host.key_file else None
         if key_file is not None and not Path(key_file).is_file():
             raise SshError(f"key file {key_file} for {host.label} does not exist")
-        passphrase = None
-        if host.key_passphrase_env:
-            passphrase = os.environ.get(host.key_passphrase_env)
-            if passphrase is None:
-                raise SshError(
-                    f"environment variable {host.key_passphrase_env} (passphrase of {key_file}) is not set "
-                    f"for {host.label}"
-                )
+        if not host.key_passphrase_env:
+            return key_file, None
+        passphrase = os.environ.get(host.key_passphrase_env)
+        if passphrase is None:
+            raise SshError(
+                f"environment variable {host.key_passphrase_env} (passphrase of {key_file}) is not set for {host.label}"
+            )
+        return key_file, passphrase
+
+    def _login(self, client: Any, key_file: str | None, passphrase: str | None, known_hosts: Path) -> None:
+        """Connect and log in; paramiko's refusals become SshError messages that name the fix."""
+        host = self.host
         try:
             client.connect(
                 hostname=host.address,
@@ -102,36 +118,29 @@ class SshSession:
                 channel_timeout=host.connect_timeout_s,
             )
         except _UnknownHostKeyError as exc:
-            client.close()
             raise SshError(
                 f"host key for {self._where} not in known_hosts {known_hosts}: refusing to connect to {host.label} "
                 f"(it offered {exc.key_type} {exc.fingerprint}); add the key after checking that fingerprint"
             ) from None
         except paramiko.BadHostKeyException as exc:
-            client.close()
             raise SshError(
                 f"host key for {self._where} does not match known_hosts {known_hosts}: refusing to connect to "
                 f"{host.label} (it offered {exc.key.get_name()} {exc.key.fingerprint}); if the host was re-keyed, "
                 f"check the new key and replace its line"
             ) from None
         except paramiko.PasswordRequiredException:
-            client.close()
             raise SshError(
                 f"key file {key_file} for {host.label} is encrypted: set `key_passphrase_env` to the name of an "
                 f"environment variable holding its passphrase"
             ) from None
         except paramiko.AuthenticationException:
-            client.close()
             used = key_file or "the ssh-agent's keys"
             raise SshError(
                 f"{host.label} refused key-based login with {used}: is its public key in the remote user's "
                 f"authorized_keys?"
             ) from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            client.close()
             raise SshError(f"cannot connect to {host.label}: {type(exc).__name__}: {exc}") from None
-        self._client = client
-        return client.get_transport()
 
     def connect(self) -> None:
         """Open the connection now (it is otherwise opened by the first `run`); raises SshError."""

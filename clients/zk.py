@@ -5,12 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from clients.errors import NotFoundError, NotSettledError
-from clients.health import exchange, wait_stable
+from clients.errors import NotSettledError
+from clients.poll import PollTimeout, wait_stable
+from clients.tcp import client_address, exchange
 from stackspec.targets import ProcessInstance, ZooKeeperHealth
 
 SRVR_TIMEOUT_S = 1.0
 POLL_S = 0.1
+# The modes in which a server answers clients (a "looking" one, between elections, does not).
+ZK_SERVING_MODES = ("standalone", "leader", "follower", "observer")
+
+
+def parse_srvr_mode(text: str) -> str | None:
+    """The Mode line of a `srvr` answer ("Mode: follower" → "follower"); None when there is none (e.g. "This
+    ZooKeeper instance is not currently serving requests")."""
+    for line in text.splitlines():
+        if line.startswith("Mode:"):
+            return line.split(":", 1)[1].strip() or None
+    return None
 
 
 def srvr_mode(address: str, timeout_s: float = SRVR_TIMEOUT_S) -> str | None:
@@ -19,19 +31,12 @@ def srvr_mode(address: str, timeout_s: float = SRVR_TIMEOUT_S) -> str | None:
         text = exchange(address, b"srvr", timeout_s).decode(errors="replace")
     except (OSError, ValueError):
         return None
-    for line in text.splitlines():
-        if line.startswith("Mode:"):
-            return line.split(":", 1)[1].strip()
-    return None
+    return parse_srvr_mode(text)
 
 
 def address_of(instance: ProcessInstance) -> str:
     """host:port of a server's client port: its ZooKeeper health check, else its `client` port on loopback."""
-    if isinstance(instance.health, ZooKeeperHealth):
-        return instance.health.zookeeper
-    if "client" in instance.ports:
-        return f"127.0.0.1:{instance.ports['client']}"
-    raise NotFoundError(f"instance {instance.name!r} has no ZooKeeper health check and no `client` port")
+    return client_address(instance, ZooKeeperHealth)
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,6 @@ class Ensemble:
                 leader, waited = wait_stable(self.look, timeout_s)
             else:
                 leader, waited = wait_stable(self.look, timeout_s, window_s=0.0, poll_s=POLL_S, looks=1)
-        except TimeoutError as exc:
+        except PollTimeout as exc:
             raise NotSettledError(f"the ZooKeeper ensemble did not recover: {exc}") from exc
         return {"leader": leader, "healthy_after_s": waited}

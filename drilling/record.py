@@ -7,13 +7,12 @@ epoch seconds. The history database keeps one `HistoryRow` per finished drill ru
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from engine.files import LIMITS, InputFileError, read_bytes
+from engine.files import LIMITS, read_json
 from engine.journal import ObjectiveRecord, Status, write_atomic
 from engine.model import RtoFrom
 
@@ -181,12 +180,7 @@ def save_drill_record(record: DrillRecord, path: Path) -> None:
 
 def load_drill_record(path: Path) -> DrillRecord:
     """Read drill.json; raises ValueError naming the file when it is not a drill record we can read."""
-    try:
-        raw = json.loads(read_bytes(path, LIMITS["drill record"], "a drill record (drill.json)"))
-    except InputFileError as exc:  # missing, a FIFO or device, unreadable, over the limit: never read
-        raise ValueError(f"{path}: not a readable drill record: {exc.reason}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable drill record: {exc}") from exc
+    raw = read_json(path, LIMITS["drill record"], "a drill record (drill.json)", "drill record")
     version = raw.get("schema_version") if isinstance(raw, dict) else None
     if version == 1:
         from drilling.figures import upgrade_v1  # figures per experiment, recomputed from what v1 kept

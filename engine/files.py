@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 # Size limits per kind of input file; nothing is ever read into memory beyond its limit (+1 byte, to
 # tell "over"). Hand-written files are small: a 1 MB experiment or drill is a mistake (or an attack),
@@ -116,6 +118,17 @@ def read_bytes(path: Path, limit: int, what: str) -> bytes:
     if size > limit:  # st_size can be 0 for files whose content is generated (/proc, /sys)
         raise InputFileError(path, f"more than {limit:,} bytes; the limit is {limit:,} for {what}")
     return b"".join(chunks)
+
+
+def read_json(path: Path, limit: int, what: str, label: str) -> Any:
+    """The JSON content of the regular file `path` (read as `read_bytes` reads it); ValueError
+    "<path>: not a readable <label>: <why>" when it cannot be read or is not JSON."""
+    try:
+        return json.loads(read_bytes(path, limit, what))
+    except InputFileError as exc:  # missing, a FIFO or device, unreadable, over the limit: never read
+        raise ValueError(f"{path}: not a readable {label}: {exc.reason}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable {label}: {exc}") from exc
 
 
 def check_sqlite(path: Path, what: str = "a drill history (SQLite database)") -> None:

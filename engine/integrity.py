@@ -9,14 +9,14 @@ they happened under, and counted against `objectives.rpo_orders` — only when t
 
 Checks are pluggable: an object with `name`, `description` and `run(ctx) -> Outcome`, registered
 with `register`; an experiment may also name `package.module:attribute` to import one of its own.
+The system's own invariants come from the audit command its stack description declares (`audit:`,
+`clients.audit`); the engine runs whatever is declared and knows nothing of the system's storage.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from clients import http
+from clients.audit import AuditError, invariant, run_audit
 from engine.journal import IntegrityRecord, Journal, LedgerRecord, LostOrder, ObjectiveRecord, RpoRecord
 from engine.model import Experiment
 from engine.stack import LiveStack
+from loadgen.ledger import Ack, read_ledger_dir
 
 LEDGER_DIR = "ledger"
 MAX_EXAMPLES = 20
@@ -37,7 +39,6 @@ ATTRIBUTION_S = 2.0
 HTTP_TIMEOUT_S = 5.0
 HTTP_ATTEMPTS = 3
 QUERY_THREADS = 16
-REPO_ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_CHECKS = (
     "acknowledged_orders_persisted",
     "no_duplicate_order_ids",
@@ -47,6 +48,7 @@ REFERENCE_CHECKS = (
 )
 GENERIC_CHECKS = ("acknowledged_orders_persisted", "no_duplicate_order_ids")
 LEDGER_CHECKS = frozenset(GENERIC_CHECKS)  # what they examine comes from the acknowledgement ledger
+AUDIT_CACHE_KEY = "audit"
 NO_LEDGER = (
     "no acknowledgement ledger was recorded: the load wrote none, so there was nothing to reconcile "
     "(a locustfile records acknowledgements with loadgen.ledger.Ledger; docs/integrity.md)"
@@ -57,21 +59,6 @@ class IntegrityError(Exception):
     """A check could not run (the system did not answer, a needed facility is missing)."""
 
 
-@dataclass(frozen=True)
-class Ack:
-    """One order acknowledgement from the ledger."""
-
-    order_id: str
-    client_order_id: str | None
-    account: str
-    symbol: str
-    side: str
-    qty: int
-    price: float
-    t: float
-    filled_qty: int = 0
-
-
 @dataclass
 class Ledger:
     acks: list[Ack] = field(default_factory=list)
@@ -80,36 +67,15 @@ class Ledger:
 
 
 def read_ledger(directory: Path) -> Ledger:
-    """Every ledger file of a run; a line that is not whole JSON (a killed process) is counted and skipped."""
-    ledger = Ledger()
-    files = sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
-    ledger.record.files = [f.name for f in files]
-    for path in files:
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                entry = json.loads(line)
-                if entry["ev"] == "ack":
-                    ledger.acks.append(
-                        Ack(
-                            order_id=str(entry["order_id"]),
-                            client_order_id=entry.get("client_order_id"),
-                            account=str(entry["account"]),
-                            symbol=str(entry["symbol"]),
-                            side=str(entry["side"]),
-                            qty=int(entry["qty"]),
-                            price=float(entry["price"]),
-                            t=float(entry["t"]),
-                            filled_qty=int(entry.get("filled_qty") or 0),
-                        )
-                    )
-                elif entry["ev"] == "cancel":
-                    ledger.cancels[str(entry["order_id"])] = float(entry["t"])
-            except (ValueError, KeyError, TypeError):
-                ledger.record.unreadable_lines += 1
-    ledger.acks.sort(key=lambda a: a.t)
-    ledger.record.acknowledged = len(ledger.acks)
-    ledger.record.cancels_acknowledged = len(ledger.cancels)
-    return ledger
+    """Every ledger file of a run (`loadgen.ledger`, the format's own reader), with the journal's record of it."""
+    found = read_ledger_dir(directory)
+    record = LedgerRecord(
+        files=found.files,
+        acknowledged=len(found.acks),
+        cancels_acknowledged=len(found.cancels),
+        unreadable_lines=found.unreadable_lines,
+    )
+    return Ledger(acks=found.acks, cancels=found.cancels, record=record)
 
 
 @dataclass
@@ -122,18 +88,23 @@ class IntegrityContext:
     lost: list[LostOrder] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)
 
-    def reference_audit(self) -> dict[str, Any]:
-        """The reference stack's own invariants on its Redis state (`python -m tradingstack audit`), once."""
-        if "audit" not in self.cache:
-            if self.stack.description.name != "reference" or self.stack.path is None:
-                raise IntegrityError("this check reads the reference stack's state; the stack is not the reference")
-            command = [sys.executable, "-m", "tradingstack", "audit", "--dir", str(self.stack.path.parent)]
-            result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
-            if result.returncode != 0:
-                raise IntegrityError(f"the reference stack's audit failed: {result.stderr.strip()[-500:]}")
-            self.cache["audit"] = json.loads(result.stdout)
-        audit: dict[str, Any] = self.cache["audit"]
-        return audit
+    def audit(self) -> dict[str, Any]:
+        """The report of the audit command the stack declares (`clients.audit`), run once per run."""
+        if AUDIT_CACHE_KEY not in self.cache:
+            command = self.stack.description.audit
+            if command is None:
+                raise IntegrityError(
+                    f"this check reads the system's own invariants, and stack {self.stack.description.name!r} "
+                    "declares no `audit` command (the reference stack's description does; docs/integrity.md)"
+                )
+            try:
+                self.cache[AUDIT_CACHE_KEY] = run_audit(command)
+            except AuditError as exc:
+                raise IntegrityError(str(exc)) from exc
+        report: dict[str, Any] = self.cache[AUDIT_CACHE_KEY]
+        return report
+
+    reference_audit = audit  # the name checks of one's own may still use
 
 
 @dataclass
@@ -262,9 +233,12 @@ def _acknowledged_orders_persisted(ctx: IntegrityContext) -> Outcome:
 
 
 def _audit_outcome(ctx: IntegrityContext, name: str, extra: list[dict[str, Any]] | None = None) -> Outcome:
-    found = ctx.reference_audit()["checks"][name]
-    examples = [*(extra or []), *found["examples"]]
-    return Outcome(int(found["checked"]), int(found["violations"]) + len(extra or []), examples[:MAX_EXAMPLES])
+    try:
+        found = invariant(ctx.audit(), name)
+    except AuditError as exc:
+        raise IntegrityError(str(exc)) from exc
+    examples = [*(extra or []), *found.examples]
+    return Outcome(found.checked, found.violations + len(extra or []), examples[:MAX_EXAMPLES])
 
 
 @_builtin(
@@ -278,7 +252,8 @@ def _no_duplicate_order_ids(ctx: IntegrityContext) -> Outcome:
         first = seen.setdefault(ack.order_id, ack)
         if first is not ack and (first.client_order_id, first.account) != (ack.client_order_id, ack.account):
             clashes.append({"order_id": ack.order_id, "first": first.client_order_id, "then": ack.client_order_id})
-    if ctx.stack.description.name == "reference" and ctx.stack.path is not None:
+    # The system's audit also knows client order ids (each names one order), when it reports them.
+    if ctx.stack.description.audit is not None and "no_duplicate_order_ids" in ctx.audit()["checks"]:
         return _audit_outcome(ctx, "no_duplicate_order_ids", clashes)
     return Outcome(len(seen), len(clashes), clashes[:MAX_EXAMPLES])
 
@@ -298,13 +273,13 @@ def _book_not_crossed(ctx: IntegrityContext) -> Outcome:
     return _audit_outcome(ctx, "book_not_crossed")
 
 
-def checks_for(experiment: Experiment, stack_name: str | None) -> list[str]:
-    """The checks a run performs: the experiment's list, or the defaults for its stack."""
+def checks_for(experiment: Experiment, stack_name: str | None, audit_declared: bool = False) -> list[str]:
+    """The checks a run performs: the experiment's list, or the defaults for its stack — every built-in
+    check on the reference stack or a stack that declares an audit, else the ledger's."""
     if experiment.integrity is not None:
         return list(experiment.integrity)
-    return list(
-        REFERENCE_CHECKS if experiment.stack.reference is not None or stack_name == "reference" else GENERIC_CHECKS
-    )
+    every = experiment.stack.reference is not None or stack_name == "reference" or audit_declared
+    return list(REFERENCE_CHECKS if every else GENERIC_CHECKS)
 
 
 def _attribute(journal: Journal, lost: list[LostOrder]) -> None:
@@ -352,7 +327,7 @@ def _record(name: str, ctx: IntegrityContext) -> IntegrityRecord:
     try:
         check = get_check(name)
         outcome = check.run(ctx)
-    except (IntegrityError, KeyError, OSError, ValueError, subprocess.SubprocessError) as exc:
+    except (IntegrityError, KeyError, OSError, ValueError) as exc:
         return IntegrityRecord(name=name, status="not_checked", error=str(exc), why=f"could not run: {exc}")
     if outcome.violations:
         status, why = "failed", ""
@@ -387,7 +362,7 @@ def run_integrity(
     ledger = read_ledger(ledger_dir)
     journal.ledger = ledger.record
     ctx = IntegrityContext(ledger=ledger, gateway=gateway, stack=stack)
-    for name in checks_for(experiment, stack.description.name):
+    for name in checks_for(experiment, stack.description.name, stack.description.audit is not None):
         started = time.monotonic()
         record = _record(name, ctx)
         record.took_s = round(time.monotonic() - started, 3)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from engine.atomic import write_atomic as write_atomic  # re-exported: reports, drills and the CLI write with it
 from engine.eventlog import merge
-from engine.files import LIMITS, InputFileError, read_bytes
+from engine.files import LIMITS, read_json
 from engine.model import RtoFrom
 from engine.redact import redact
 from injectors.base import FaultPlan
@@ -373,12 +373,7 @@ def save_journal(journal: Journal, path: Path) -> None:
 
 def load_journal(path: Path) -> Journal:
     """Read a journal file, with its event log's later events; ValueError naming the file if it is not readable."""
-    try:
-        raw = json.loads(read_bytes(path, LIMITS["journal"], "a run journal (journal.json)"))
-    except InputFileError as exc:  # missing, a FIFO or device, unreadable, over the limit: never read
-        raise ValueError(f"{path}: not a readable journal: {exc.reason}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable journal: {exc}") from exc
+    raw = read_json(path, LIMITS["journal"], "a run journal (journal.json)", "journal")
     version = raw.get("schema_version") if isinstance(raw, dict) else None
     if version == 1:
         from engine.journal_v1 import upgrade  # only for old files: keeps what schema 1 lacked out of this module

@@ -12,7 +12,7 @@ from engine import plan_checks as checks
 from engine.errors import InvalidInputError, Problem
 from engine.loader import LoadedDocument, Locator, load_document, sort_problems, validate_model
 from engine.model import Experiment, FaultStep
-from engine.stack import REFERENCE_ENDPOINTS, REFERENCE_TARGETS, read_description
+from engine.stack import read_description, reference_endpoints, reference_targets
 from injectors.base import FaultSpec, Injector
 
 
@@ -53,7 +53,7 @@ def _stack_names(
     """Targets (name → kind) and endpoint names the stack offers, when they can be known before the run."""
     if experiment.stack.reference is not None:
         profile = experiment.stack.reference
-        return dict(REFERENCE_TARGETS[profile]), set(REFERENCE_ENDPOINTS[profile]), []
+        return reference_targets(profile), reference_endpoints(profile), []
     assert experiment.stack.file is not None
     path = (base_dir / experiment.stack.file).resolve()
     if not path.is_file():

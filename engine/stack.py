@@ -1,7 +1,8 @@
 """Finding the stack a run drills: the live reference stack's state file, or a user's description file.
 
 The reference trading stack is a separate program (`python -m tradingstack`); the engine starts and
-stops it as a subprocess and reads the state file it writes, never its code.
+stops it as a subprocess and reads the state file it writes, never its code. What a reference stack
+of a profile is made of, before one runs, it asks the same program (`describe`), once per profile.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import os
 import subprocess
 import sys
 import threading
+from functools import cache
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from engine.errors import StackError
 from engine.files import LIMITS
@@ -33,24 +37,7 @@ from stackspec.targets import (
 )
 
 STATE_FILE = "state.json"
-# What the reference stack of each profile provides, for validating experiments without a live stack.
-_PROCESSES = ("gateway", "matcher", "redis", "zookeeper", "toxiproxy")
-_LINKS = ("gateway->matcher", "gateway->redis", "gateway->zookeeper", "matcher->redis", "matcher->zookeeper")
-# The ha profile finds Redis through Sentinel (services connect to the primary directly: no Redis links).
-_HA_LINKS = ("gateway->matcher", "gateway->zookeeper", "matcher->zookeeper")
-REFERENCE_TARGETS: dict[str, dict[str, str]] = {
-    "basic": {**dict.fromkeys(_PROCESSES, "process"), **dict.fromkeys(_LINKS, "link")},
-    "ha": {**dict.fromkeys((*_PROCESSES, "sentinel"), "process"), **dict.fromkeys(_HA_LINKS, "link")},
-}
-REFERENCE_TARGETS["lossy"] = REFERENCE_TARGETS["basic"]
-# The containers profile runs the matching engines as containers (see scripts/podman-setup.sh).
-REFERENCE_TARGETS["containers"] = {**REFERENCE_TARGETS["basic"], "matcher": "container"}
-REFERENCE_ENDPOINTS: dict[str, tuple[str, ...]] = {
-    "basic": ("gateway", "redis", "zookeeper"),
-    "ha": ("gateway", "redis", "zookeeper"),
-    "lossy": ("gateway", "redis", "zookeeper"),
-    "containers": ("gateway", "redis", "zookeeper"),
-}
+DESCRIBE_TIMEOUT_S = 60.0
 
 
 def default_stack_dir() -> Path:
@@ -256,3 +243,27 @@ def stop_reference(stack_dir: Path, log: Path | None = None, timeout_s: float = 
     result = _tradingstack(["down", "--dir", str(stack_dir)], log, timeout_s)
     if result.returncode != 0:
         raise StackError(f"the reference stack did not stop cleanly: {(result.stdout + result.stderr).strip()}")
+
+
+@cache
+def reference_description(profile: str) -> StackDescription:
+    """The description a reference stack of `profile` would have (`python -m tradingstack describe`), asked once
+    per profile; its target names, kinds and endpoint names are a started stack's, its ports placeholders."""
+    result = _tradingstack(["describe", "--profile", profile], None, DESCRIBE_TIMEOUT_S)
+    if result.returncode != 0:
+        said = (result.stderr.strip() or result.stdout.strip()).splitlines()[-5:]
+        raise StackError(f"the reference stack could not describe profile {profile!r}: " + " / ".join(said))
+    try:
+        return StackDescription.model_validate_json(result.stdout)
+    except ValidationError as exc:
+        raise StackError(f"`tradingstack describe --profile {profile}` printed no stack description: {exc}") from exc
+
+
+def reference_targets(profile: str) -> dict[str, str]:
+    """The targets (name → kind) of the reference stack of `profile`, for checking experiments before it runs."""
+    return {name: target.kind for name, target in reference_description(profile).targets.items()}
+
+
+def reference_endpoints(profile: str) -> set[str]:
+    """The endpoint names of the reference stack of `profile`."""
+    return set(reference_description(profile).endpoints)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from engine.errors import InvalidInputError
 from engine.model import REFERENCE_PROFILES
-from engine.stack import REFERENCE_ENDPOINTS, REFERENCE_TARGETS, read_description
+from engine.stack import read_description, reference_description
 from importers.ctk_document import portable_path
-from stackspec.targets import KubernetesTarget, ProcessTarget
+from stackspec.targets import KubernetesTarget, ProcessTarget, StackDescription
 
 
 @dataclass(frozen=True)
@@ -64,33 +64,6 @@ class StackInfo:
         return f"the reference stack ({self.reference})" if self.reference else f"stack description {self.file}"
 
 
-_PY = "python"
-
-
-def _reference_processes(profile: str) -> list[ProcessCandidate]:
-    """The identifying part of each reference-stack command line: the program and the arguments that tell
-    instances apart. Ports, addresses, paths and JVM options change per run and are left out (tested against
-    tradingstack.topology in tests/importers/test_ctk_targets.py)."""
-    found = [
-        ProcessCandidate("gateway", "gateway-1", (_PY, "-m", "tradingstack.gateway", "--name", "gateway-1")),
-        ProcessCandidate("toxiproxy", "toxiproxy", (_PY, "-m", "chaosproxy", "serve")),
-    ]
-    if profile != "containers":  # there the matching engines are containers, not processes
-        for n in (1, 2):
-            argv = (_PY, "-m", "tradingstack.matcher", "--name", f"matcher-{n}")
-            found.append(ProcessCandidate("matcher", f"matcher-{n}", argv))
-    if profile == "ha":
-        found += [ProcessCandidate("redis", f"redis-{n}", ("redis-server",)) for n in (1, 2)]
-        found += [ProcessCandidate("sentinel", f"sentinel-{n}", ("redis-server", "--sentinel")) for n in (1, 2, 3)]
-        main = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
-        found += [ProcessCandidate("zookeeper", f"zookeeper-{n}", ("java", main)) for n in (1, 2, 3)]
-    else:
-        found.append(ProcessCandidate("redis", "redis", ("redis-server",)))
-        main = "org.apache.zookeeper.server.ZooKeeperServerMain"
-        found.append(ProcessCandidate("zookeeper", "zookeeper", ("java", main)))
-    return found
-
-
 def parse_stack_option(value: str) -> tuple[str | None, Path | None]:
     """`reference:PROFILE` (or a bare profile name) → (profile, None); anything else is a stack file path."""
     if value.startswith("reference:"):
@@ -106,17 +79,18 @@ def load_stack(value: str, base_dir: Path) -> StackInfo:
     if profile is not None:
         if profile not in REFERENCE_PROFILES:
             raise ValueError(f"unknown reference profile {profile!r}; known: {', '.join(REFERENCE_PROFILES)}")
-        info = StackInfo({"reference": profile}, profile, None)
-        info.kinds = dict(REFERENCE_TARGETS[profile])
-        info.endpoints = set(REFERENCE_ENDPOINTS[profile])
-        info.processes = _reference_processes(profile)
-        return info
+        # The reference stack's own description (what `tradingstack describe` prints), never a copy of it.
+        return _known(StackInfo({"reference": profile}, profile, None), reference_description(profile))
     assert path is not None
     absolute = path.resolve()
     if not absolute.is_file():
         raise ValueError(f"stack description {value!r} not found")
-    desc = read_description(absolute)
     info = StackInfo({"file": portable_path(absolute, base_dir)}, None, absolute)
+    return _known(info, read_description(absolute))
+
+
+def _known(info: StackInfo, desc: StackDescription) -> StackInfo:
+    """`info` with the targets, endpoints, processes and Kubernetes objects of `desc`."""
     info.kinds = {name: target.kind for name, target in desc.targets.items()}
     info.endpoints = set(desc.endpoints)
     for name, target in desc.targets.items():

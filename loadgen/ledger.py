@@ -19,7 +19,8 @@ threads may record at once: an ``O_APPEND`` write to a regular local file moves 
 writes its bytes as one step, so lines never interleave. Records in one file are in the order their
 acknowledgements were processed.
 
-This module must stay free of Locust and gevent: the engine may import it to read the format.
+This module must stay free of Locust and gevent: the engine imports it to read the format back
+(`read_ledger_dir`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -38,7 +41,10 @@ __all__ = [
     "CANCEL",
     "CANCEL_KEYS",
     "LEDGER_DIR_ENV",
+    "Ack",
+    "Acknowledgements",
     "Ledger",
+    "read_ledger_dir",
     "source_id",
 ]
 
@@ -168,3 +174,61 @@ class Ledger:
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
             self._pid, self._path = pid, path
             return self._fd
+
+
+@dataclass(frozen=True)
+class Ack:
+    """One order acknowledgement read back from a ledger."""
+
+    order_id: str
+    client_order_id: str | None
+    account: str
+    symbol: str
+    side: str
+    qty: int
+    price: float
+    t: float
+    filled_qty: int = 0
+
+
+@dataclass
+class Acknowledgements:
+    """What the ledger files of a run hold: acknowledged orders (by time), cancels, and what could not be read."""
+
+    acks: list[Ack] = field(default_factory=list)
+    cancels: dict[str, float] = field(default_factory=dict)  # order id → when its cancel was acknowledged
+    files: list[str] = field(default_factory=list)
+    unreadable_lines: int = 0
+
+
+def _ack(entry: dict[str, Any]) -> Ack:
+    return Ack(
+        order_id=str(entry["order_id"]),
+        client_order_id=entry.get("client_order_id"),
+        account=str(entry["account"]),
+        symbol=str(entry["symbol"]),
+        side=str(entry["side"]),
+        qty=int(entry["qty"]),
+        price=float(entry["price"]),
+        t=float(entry["t"]),
+        filled_qty=int(entry.get("filled_qty") or 0),
+    )
+
+
+def read_ledger_dir(directory: Path) -> Acknowledgements:
+    """Every ledger file in `directory`; a line that is not a whole record (a killed process) is counted, skipped."""
+    found = Acknowledgements()
+    files = sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
+    found.files = [f.name for f in files]
+    for path in files:
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+                if entry["ev"] == ACK:
+                    found.acks.append(_ack(entry))
+                elif entry["ev"] == CANCEL:
+                    found.cancels[str(entry["order_id"])] = float(entry["t"])
+            except (ValueError, KeyError, TypeError):
+                found.unreadable_lines += 1
+    found.acks.sort(key=lambda a: a.t)
+    return found

@@ -336,6 +336,22 @@ class MarketHours(_Strict):
         return None
 
 
+class AuditCommand(_Strict):
+    """A command that checks the system's own data invariants and prints one JSON report (docs/integrity.md).
+
+    Run without a shell after the run (and after recovery); `${VAR}` in `env` is expanded only then, from
+    the runner's environment. Exit 0 with the report on stdout means it audited (violations are in the
+    report); any other exit means it could not, and its stderr says why.
+    """
+
+    argv: list[str] = Field(
+        min_length=1, description="Program and arguments, e.g. the reference stack's `python -m tradingstack audit`."
+    )
+    cwd: str | None = Field(default=None, description="Working directory; default: the runner's.")
+    env: dict[str, str] = Field(default_factory=dict, description="Environment added to the runner's.")
+    timeout_s: float = Field(default=120.0, gt=0, description="The audit is killed, and not checked, after this.")
+
+
 class StackDescription(_Strict):
     """Everything a run needs to find its targets."""
 
@@ -363,4 +379,10 @@ class StackDescription(_Strict):
     targets: dict[str, Target] = Field(default_factory=dict)
     toxiproxy: ToxiproxyEndpoint | None = Field(
         default=None, description="The Toxiproxy API through which the stack's links can be degraded."
+    )
+    audit: AuditCommand | None = Field(
+        default=None,
+        description="The system's own reconciliation: a command printing, per invariant (no_double_fills, "
+        "no_duplicate_order_ids, balances_conserved, book_not_crossed), how many items it checked and which broke "
+        "it, as JSON. Without it those integrity checks are not checked.",
     )

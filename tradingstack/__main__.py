@@ -1,4 +1,4 @@
-"""Command line of the reference stack: `python -m tradingstack up|down|status|audit --dir DIR`.
+"""Command line of the reference stack: `python -m tradingstack up|down|status|audit --dir DIR`, `describe --profile P`.
 
 Exit 0: done (status: all healthy); 1: the stack could not be started, stopped or read, or is
 unhealthy; 2: bad arguments (an unknown --port name, a port outside 1-65535, --matchers < 1 …).
@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from clients.procs import role_of
 from stackspec.targets import ContainerTarget, ProcessTarget
 from tradingstack.audit import run_audit
+from tradingstack.describe import describe
 from tradingstack.launcher import (
     LaunchError,
     StackStartError,
@@ -80,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     audit = commands.add_parser("audit", help="check the stack's data invariants on its Redis state; JSON out")
     audit.add_argument("--dir", type=Path, required=True)
+    what = commands.add_parser("describe", help="print the stack description `up` would write (JSON), start nothing")
+    what.add_argument("--profile", default="basic", choices=list(PROFILES), help="default: basic")
+    what.add_argument("--matchers", type=_matchers, default=2, help=f"matching engines, 1-{MAX_MATCHERS} (default 2)")
     return parser
 
 
@@ -170,10 +174,16 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe(args: argparse.Namespace) -> int:
+    print(describe(args.profile, args.matchers).model_dump_json(indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `stack status | head` ends quietly, like any Unix tool
-    return {"up": _up, "down": _down, "status": _status, "audit": _audit}[args.command](args)
+    commands = {"up": _up, "down": _down, "status": _status, "audit": _audit, "describe": _describe}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -22,17 +22,16 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from tradingstack.orders import ACCOUNTS, SEED_CASH_CENTS, SEED_SHARES, SYMBOLS
-from tradingstack.store import (
+from tradingstack.records import (
     FILLS_LOG_KEY,
     OPEN_STATUSES,
-    Store,
     account_key,
     client_order_key,
-    connect,
     open_key,
     order_fills_key,
     order_key,
 )
+from tradingstack.store import Store, connect
 
 MAX_EXAMPLES = 20
 _SCAN_BATCH = 1000

@@ -20,9 +20,9 @@ import time
 import uuid
 from pathlib import Path
 
-from clients import http
 from clients.container_engine import ContainerEngineError, ContainerNotFoundError, EngineClient, engine, engine_url
-from clients.health import problem
+from clients.health import problem, role_at
+from clients.poll import PollTimeout, poll_until
 from stackspec.targets import ContainerInstance, ContainerTarget, HttpHealth, ProcessInstance, StackDescription
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +30,7 @@ STACK_LABEL = "chaos.stack"
 SERVICE_LABEL = "chaos.service"
 ENGINE_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
+POLL_S = 0.05
 _TOP_LEVEL = ("bin", "lib", "lib32", "lib64", "libx32", "sbin")
 _MOUNT_POINTS = ("usr", "etc", "tmp", "proc", "sys", "dev", "run", "var", "root", "home")
 
@@ -154,7 +155,8 @@ def wait_ready(target: ContainerTarget, services: list[ProcessInstance], deadlin
     logs = {s.name: s for s in services}
     pending = list(target.containers)
     with engine(target.engine_url, ENGINE_TIMEOUT_S) as client:
-        while pending:
+
+        def look() -> tuple[str | None, None]:
             for member in list(pending):
                 state = client.inspect(member.container or member.name)
                 # Only an ended container has failed: one still "created" or "restarting" is on its way.
@@ -163,35 +165,44 @@ def wait_ready(target: ContainerTarget, services: list[ProcessInstance], deadlin
                     raise ContainerStackError(member.name, exited, _tail(logs.get(member.name)))
                 if member.health is None or problem(member.health) is None:
                     pending.remove(member)
-            if pending and time.monotonic() > deadline:
-                first = pending[0]
-                why = problem(first.health) if first.health else "unknown"
-                raise ContainerStackError(first.name, f"not ready in time: {why}", _tail(logs.get(first.name)))
-            if pending:
-                time.sleep(0.05)
+            if not pending:
+                return None, None
+            first = pending[0]
+            return (problem(first.health) if first.health else None) or "unknown", None
+
+        try:
+            poll_until(look, max(0.0, deadline - time.monotonic()), POLL_S, "ready")
+        except PollTimeout as exc:
+            first = pending[0]
+            raise ContainerStackError(
+                first.name, f"not ready in time: {exc.last}", _tail(logs.get(first.name))
+            ) from exc
 
 
 def role(member: ContainerInstance, timeout_s: float = 1.0) -> str | None:
-    if member.role_url is None:
-        return None
-    try:
-        status, body = http.get(member.role_url, timeout_s)
-        answer = json.loads(body) if status == 200 else None
-    except (OSError, ValueError):
-        return None
-    value = answer.get("role") if isinstance(answer, dict) else None
-    return str(value) if value is not None else None
+    """The role a member's service reports at its role URL, or None."""
+    return role_at(member.role_url, timeout_s) if member.role_url is not None else None
 
 
 def wait_leader(target: ContainerTarget, deadline: float) -> None:
-    while True:
+    """One leader, the others queued as followers (settled, as `status` wants), before `deadline`."""
+
+    def look() -> tuple[str | None, None]:
         roles = {m.name: role(m) for m in target.containers}
-        values = list(roles.values())  # one leader, the others queued as followers (settled, as `status` wants)
-        if values.count("leader") == 1 and values.count("follower") == len(values) - 1:
-            return
-        if time.monotonic() > deadline:
-            raise ContainerStackError(target.description or "containers", f"no single leader in time: {roles}")
-        time.sleep(0.05)
+        values = list(roles.values())
+        settled = values.count("leader") == 1 and values.count("follower") == len(values) - 1
+        return (None if settled else f"{roles}"), None
+
+    try:
+        poll_until(look, max(0.0, deadline - time.monotonic()), POLL_S, "one leader")
+    except PollTimeout as exc:
+        raise ContainerStackError(target.description or "containers", f"no single leader in time: {exc.last}") from exc
+
+
+def described(services: list[ProcessInstance], service: str, summary: str) -> ContainerTarget:
+    """The target `start` returns, without starting anything: engine, ids and token are only known then."""
+    members = [ContainerInstance(name=s.name, health=s.health, role_url=s.role_url) for s in services]
+    return ContainerTarget(description=summary, containers=members, labels={SERVICE_LABEL: service})
 
 
 def container_targets(state: StackDescription) -> dict[str, ContainerTarget]:

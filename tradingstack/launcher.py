@@ -1,102 +1,56 @@
-"""Deploys the reference stack on this host and keeps DIR/state.json, a StackDescription, current."""
+"""Deploys the reference stack on this host and keeps DIR/state.json, a StackDescription, current.
+
+The waits for each stage live in `tradingstack.readiness`, the state file in `tradingstack.state` and
+`status` in `tradingstack.status`; this module starts and stops.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import shutil
 import signal
 import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from redis.exceptions import RedisError
-
-from clients import http
-from clients.errors import NotSettledError
-from clients.health import UNSETTLED_ROLES, problem, role_problem
-from clients.procs import is_running, role_of, spawn, wait_exit
-from clients.redis_set import RedisSet, redis_call
-from clients.redis_set import address_of as redis_address_of
-from clients.toxiproxy import ToxiproxyClient, ToxiproxyError
-from clients.zk import address_of as zookeeper_address_of
-from clients.zk import srvr_mode
-from stackspec.targets import (
-    LinkInstance,
-    LinkTarget,
-    ProcessInstance,
-    ProcessTarget,
-    StackDescription,
-)
+from clients.procs import is_running, spawn, wait_exit
+from stackspec.targets import ProcessInstance, ProcessTarget, StackDescription
 from tradingstack import containers, topology
+from tradingstack.processes import REPO_ROOT
+from tradingstack.readiness import check_links, left, wait_leader, wait_ready, wait_sentinels
+from tradingstack.state import (
+    STATE_FILE,
+    LaunchError,
+    StackRunningError,
+    StackStartError,
+    log_tail,
+    process_targets,
+    read_state,
+    write_state,
+)
+from tradingstack.status import InstanceStatus, stack_status, status_dicts
 from tradingstack.store import Store, connect
 
-STATE_FILE = "state.json"
+__all__ = [
+    "REPO_ROOT",
+    "STATE_FILE",
+    "InstanceStatus",
+    "LaunchError",
+    "StackRunningError",
+    "StackStartError",
+    "log_tail",
+    "read_state",
+    "stack_status",
+    "start_stack",
+    "status_dicts",
+    "stop_stack",
+    "write_state",
+]
+
 log = logging.getLogger("tradingstack.launcher")
 STOP_ORDER = ("gateway", "matcher", "toxiproxy", "zookeeper", "sentinel", "redis")
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ZOOKEEPER_CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
-JVM_OPTIONS = ("-Xms16m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
-
-
-class LaunchError(Exception):
-    """The reference stack could not be started or stopped as asked (engine.errors.StackError is the engine's)."""
-
-
-class StackRunningError(LaunchError):
-    """DIR already holds a stack with live processes."""
-
-
-class StackStartError(LaunchError):
-    """A component did not come up; carries its name and the tail of its log."""
-
-    def __init__(self, component: str, reason: str, log_tail: str = "") -> None:
-        super().__init__(f"{component}: {reason}")
-        self.component = component
-        self.reason = reason
-        self.log_tail = log_tail
-
-
-@dataclass(frozen=True)
-class InstanceStatus:
-    """One row of `status`."""
-
-    target: str
-    instance: str
-    pid: int | None
-    running: bool
-    healthy: bool
-    role: str | None
-    problem: str | None
-
-
-def _process_targets(state: StackDescription) -> dict[str, ProcessTarget]:
-    return {name: t for name, t in state.targets.items() if isinstance(t, ProcessTarget)}
-
-
-def read_state(directory: Path) -> StackDescription | None:
-    path = Path(directory) / STATE_FILE
-    if not path.exists():
-        return None
-    return StackDescription.model_validate_json(path.read_text())
-
-
-def write_state(directory: Path, description: StackDescription) -> None:
-    """Write state.json atomically (temp file + rename), so readers never see half a file."""
-    path = Path(directory) / STATE_FILE
-    temp = path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
-    temp.write_text(description.model_dump_json(indent=2) + "\n")
-    os.replace(temp, path)
-
-
-def log_tail(path: str | None, lines: int = 20) -> str:
-    if path is None or not Path(path).exists():
-        return ""
-    return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
 
 
 def _start(instance: ProcessInstance) -> ProcessInstance:
@@ -111,61 +65,6 @@ def _start(instance: ProcessInstance) -> ProcessInstance:
         raise StackStartError(instance.name, f"could not start {instance.argv[0]}: {exc}") from exc
 
 
-def _wait_ready(instances: list[ProcessInstance], deadline: float) -> None:
-    pending = list(instances)
-    while pending:
-        for instance in list(pending):
-            if not is_running(instance):
-                raise StackStartError(instance.name, "exited during start-up", log_tail(instance.log))
-            if instance.health is None or problem(instance.health) is None:
-                pending.remove(instance)
-        if pending and time.monotonic() > deadline:
-            first = pending[0]
-            reason = problem(first.health) if first.health else "unknown"
-            raise StackStartError(first.name, f"not ready in time: {reason}", log_tail(first.log))
-        if pending:
-            time.sleep(0.05)
-
-
-def _check_links(description: StackDescription, links: list[LinkInstance]) -> None:
-    """Every link's proxy is up and enabled, so services never start against a missing route."""
-    assert description.toxiproxy is not None
-    client = ToxiproxyClient(description.toxiproxy.url, description.toxiproxy.timeout_s)
-    try:
-        proxies = client.proxies()
-    except ToxiproxyError as exc:
-        raise StackStartError("toxiproxy", str(exc)) from exc
-    missing = [link.proxy for link in links if link.proxy not in proxies or not proxies[link.proxy].enabled]
-    if missing:
-        raise StackStartError("toxiproxy", f"proxies not up: {', '.join(missing)}")
-
-
-def _wait_sentinels(description: StackDescription, deadline: float) -> None:
-    """One primary, the one every Sentinel names; the replica in sync; every Sentinel sees its peers."""
-    targets = _process_targets(description)
-    redis_set = RedisSet(
-        nodes={i.name: redis_address_of(i) for i in targets["redis"].instances},
-        sentinels=tuple(redis_address_of(i) for i in targets["sentinel"].instances),
-        master=topology.SENTINEL_MASTER,
-    )
-    try:
-        redis_set.wait_settled(max(0.0, deadline - time.monotonic()))
-    except NotSettledError as exc:
-        raise StackStartError("sentinel", f"Redis replication not settled in time: {exc}") from exc
-
-
-def _wait_leader(matchers: list[ProcessInstance], deadline: float) -> None:
-    """One leader, and every other engine queued as follower: `status` right after `up` is all healthy."""
-    while True:
-        roles = {m.name: role_of(m) for m in matchers}
-        values = list(roles.values())
-        if values.count("leader") == 1 and values.count("follower") == len(values) - 1:
-            return
-        if time.monotonic() > deadline:
-            raise StackStartError("matcher", f"no single leader with the others following in time (roles: {roles})")
-        time.sleep(0.05)
-
-
 async def _seed(redis: str) -> bool:
     store = Store(connect(redis, timeout_s=2.0))
     try:
@@ -178,7 +77,7 @@ def _refuse_if_running(directory: Path) -> None:
     state = read_state(directory) if (directory / STATE_FILE).exists() else None
     if state is None:
         return
-    live = [i.name for t in _process_targets(state).values() for i in t.instances if is_running(i)]
+    live = [i.name for t in process_targets(state).values() for i in t.instances if is_running(i)]
     if live:
         raise StackRunningError(
             f"{directory} already runs a stack ({', '.join(live)} alive); "
@@ -254,21 +153,21 @@ def _start_once(
 
     try:
         core = [instance for target, summary, group in plan.middleware for instance in launch(target, summary, group)]
-        core += launch("toxiproxy", "Embedded Toxiproxy-API server carrying every link", [plan.toxiproxy])
-        _wait_ready(core, deadline)
+        core += launch("toxiproxy", topology.TOXIPROXY_SUMMARY, [plan.toxiproxy])
+        wait_ready(core, deadline)
         if "sentinel" in description.targets:
-            _wait_sentinels(description, deadline)
-        _check_links(description, plan.links)
+            wait_sentinels(description, deadline)
+        check_links(description, plan.links)
         asyncio.run(_seed(description.endpoints["redis"]))
         if profile == "containers":
             _launch_containers(directory, description, plan.matchers, deadline)
             engines = []
         else:
-            engines = launch("matcher", "Matching engines, one leader elected through ZooKeeper", plan.matchers)
-        front = launch("gateway", "Order gateway: the public HTTP API", plan.gateways)
-        _wait_ready(engines + front, deadline)
+            engines = launch("matcher", topology.MATCHER_SUMMARY, plan.matchers)
+        front = launch("gateway", topology.GATEWAY_SUMMARY, plan.gateways)
+        wait_ready(engines + front, deadline)
         if engines:
-            _wait_leader(engines, deadline)
+            wait_leader(engines, deadline)
         return description
     except BaseException:
         containers.remove_stack_containers(description)
@@ -281,9 +180,8 @@ def _launch_containers(
     directory: Path, description: StackDescription, matchers: list[ProcessInstance], deadline: float
 ) -> None:
     """The containers profile: the matching engines as containers, running and one of them leader."""
-    summary = "Matching engines as containers (host network), one leader elected through ZooKeeper"
     try:
-        target = containers.start(directory, matchers, "matcher", summary)
+        target = containers.start(directory, matchers, "matcher", topology.CONTAINER_MATCHER_SUMMARY)
         description.targets["matcher"] = target
         write_state(directory, description)
         containers.wait_ready(target, matchers, deadline)
@@ -303,7 +201,7 @@ def _terminate(instances: Iterable[ProcessInstance], timeout_s: float) -> list[s
     deadline = time.monotonic() + timeout_s
     for instance in live:
         assert instance.pid is not None
-        if wait_exit(instance.pid, max(0.0, deadline - time.monotonic())) is not None:
+        if wait_exit(instance.pid, left(deadline)) is not None:
             report.append(f"stopped {instance.name} (pid {instance.pid})")
         elif is_running(instance):
             os.kill(instance.pid, signal.SIGKILL)
@@ -318,7 +216,7 @@ def stop_stack(directory: Path, timeout_s: float = 10.0) -> list[str]:
     state = read_state(directory)
     if state is None:
         return [f"no {STATE_FILE} in {directory}: nothing to stop"]
-    processes = _process_targets(state)
+    processes = process_targets(state)
     order = [t for t in STOP_ORDER if t in processes] + [t for t in processes if t not in STOP_ORDER]
     report = containers.remove_stack_containers(state)
     for target in order:
@@ -327,85 +225,3 @@ def stop_stack(directory: Path, timeout_s: float = 10.0) -> list[str]:
         report += _terminate(instances, timeout_s)
     (directory / STATE_FILE).unlink(missing_ok=True)
     return report
-
-
-def stack_status(directory: Path) -> list[InstanceStatus]:
-    """Running, healthy and role of every instance in DIR/state.json (health checks in parallel)."""
-    state = read_state(Path(directory).resolve())
-    if state is None:
-        raise LaunchError(f"no {STATE_FILE} in {directory}: is the stack up?")
-    rows = [(t, i) for t, target in _process_targets(state).items() for i in target.instances]
-
-    def check(row: tuple[str, ProcessInstance]) -> InstanceStatus:
-        target, instance = row
-        running = is_running(instance)
-        reason = "not running" if not running else problem(instance.health) if instance.health else None
-        role = _role(target, instance) if running else None
-        if running and reason is None and instance.role_url is not None:
-            reason = _unsettled(instance.role_url, role)
-        return InstanceStatus(target, instance.name, instance.pid, running, reason is None, role, reason)
-
-    with ThreadPoolExecutor(max_workers=max(1, len(rows))) as pool:
-        return list(pool.map(check, rows)) + _container_status(state) + _link_status(state)
-
-
-def _container_status(state: StackDescription) -> list[InstanceStatus]:
-    rows = []
-    for target, name, pid, running, reason, role in containers.status_rows(state):
-        if running and reason is None and role in UNSETTLED_ROLES:
-            reason = f"role {role}: not settled in the election (neither leader nor follower)"
-        rows.append(InstanceStatus(target, name, pid, running, running and reason is None, role, reason))
-    return rows
-
-
-def _unsettled(role_url: str, role: str | None) -> str | None:
-    """Why a service's role is not a settled one (a candidate, or no answer), with how long if it says; else None."""
-    reason = role_problem(role)
-    if reason is None:
-        return None
-    try:
-        status, body = http.get(role_url, 1.0)
-        held = json.loads(body).get("role_for_s") if status == 200 else None
-    except (OSError, ValueError, AttributeError):
-        held = None
-    return f"{reason} (for {float(held):.1f} s)" if isinstance(held, int | float) else reason
-
-
-def _role(target: str, instance: ProcessInstance) -> str | None:
-    """The live role: a service's (from its role URL), a Redis node's (primary or replica), a ZooKeeper server's."""
-    try:
-        if target == "redis":
-            role = dict(redis_call(redis_address_of(instance), "INFO", "replication")).get("role")
-            return {"master": "primary", "slave": "replica"}.get(str(role), role)
-        if target == "zookeeper":
-            return srvr_mode(zookeeper_address_of(instance))
-    except (RedisError, OSError):
-        return None
-    return role_of(instance)
-
-
-def _link_status(state: StackDescription) -> list[InstanceStatus]:
-    """Each link's proxy: present, enabled, and free of toxics (a leftover fault shows here)."""
-    links = {name: t for name, t in state.targets.items() if isinstance(t, LinkTarget)}
-    if not links or state.toxiproxy is None:
-        return []
-    try:
-        proxies = ToxiproxyClient(state.toxiproxy.url, state.toxiproxy.timeout_s).proxies()
-        unreachable = None
-    except ToxiproxyError as exc:
-        proxies, unreachable = {}, str(exc)
-    rows = []
-    for target, group in links.items():
-        for link in group.instances:
-            proxy = proxies.get(link.proxy)
-            reason = unreachable or (None if proxy else f"no proxy {link.proxy}")
-            if proxy is not None and not proxy.enabled:
-                reason = "link down (proxy disabled)"
-            elif proxy is not None and proxy.toxics:
-                reason = "toxics: " + ", ".join(f"{t.type} {t.stream}" for t in proxy.toxics)
-            rows.append(InstanceStatus(target, link.name, None, proxy is not None, reason is None, None, reason))
-    return rows
-
-
-def status_dicts(rows: list[InstanceStatus]) -> list[dict[str, object]]:
-    return [asdict(row) for row in rows]

@@ -11,33 +11,19 @@ from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from aiohttp import web
-
 from tradingstack.book import BookError, OrderBook
 from tradingstack.election import ElectionThread, LeadershipRefused
-from tradingstack.orders import SYMBOLS, OrderRejected, OrderRequest, parse_internal, parse_order_id
-from tradingstack.service import (
-    RedisWatch,
-    ZooKeeperSession,
-    configure_logging,
-    error,
-    in_thread,
-    parse_args,
-    read_json,
-    serve,
-)
+from tradingstack.matcher_api import NotLeaderError, build_app
+from tradingstack.orders import SYMBOLS, OrderRequest
+from tradingstack.records import OPEN_STATUSES, Op, cancel_ops, order_ops
+from tradingstack.service import RedisWatch, ZooKeeperSession, configure_logging, in_thread, parse_args, serve
 from tradingstack.store import (
-    OPEN_STATUSES,
     FencedError,
-    Op,
     OrderClosedError,
     Store,
     StoreError,
-    StoreUnavailableError,
     UnknownOrderError,
-    cancel_ops,
     connect,
-    order_ops,
 )
 
 log = logging.getLogger("tradingstack.matcher")
@@ -58,10 +44,6 @@ UNSAFE_WRITE_BEHIND_S = 0.5
 # (e.g. it cannot queue in ZooKeeper) and its health says so (503), though both of its links are fine.
 CANDIDATE_GRACE_S = 2.0
 SETTLED_ROLES = ("leader", "follower")
-
-
-class NotLeaderError(Exception):
-    """This matcher does not (or no longer) lead; the gateway should ask the leader."""
 
 
 @dataclass
@@ -342,62 +324,6 @@ class MatchingEngine:
         while self._committer is not None and not self._committer.done():
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._committer)
-
-
-def _store_failure(exc: Exception) -> web.Response:
-    if isinstance(exc, NotLeaderError):
-        return error(503, "not leader", detail=str(exc))
-    if isinstance(exc, StoreUnavailableError | BookError):
-        return error(503, f"order not acknowledged: {exc}")
-    return error(500, f"order not acknowledged: {exc}")
-
-
-def build_app(engine: MatchingEngine) -> web.Application:
-    async def place(request: web.Request) -> web.Response:
-        try:
-            order_request = parse_internal(await read_json(request))
-            return web.json_response(await engine.place(order_request), status=201)
-        except OrderRejected as exc:
-            return error(exc.status, str(exc))
-        except (NotLeaderError, StoreError, BookError) as exc:
-            return _store_failure(exc)
-
-    async def cancel(request: web.Request) -> web.Response:
-        order_id = parse_order_id(request.match_info["order_id"])
-        if order_id is None:
-            return error(404, f"unknown order {request.match_info['order_id']!r}")
-        try:
-            return web.json_response(await engine.cancel(order_id))
-        except UnknownOrderError as exc:
-            return error(404, str(exc))
-        except OrderClosedError as exc:
-            return error(409, str(exc))
-        except (NotLeaderError, StoreError, BookError) as exc:
-            return _store_failure(exc)
-
-    async def status(request: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "name": engine.name,
-                "role": engine.role,
-                "role_for_s": round(engine.role_for_s(), 3),
-                "epoch": engine.epoch,
-                "accepting": engine.accepting,
-            }
-        )
-
-    async def health(request: web.Request) -> web.Response:
-        reason = engine.problem()
-        if reason is not None:
-            return web.json_response({"status": "degraded", "reason": reason, "role": engine.role}, status=503)
-        return web.json_response({"status": "ok", "role": engine.role})
-
-    app = web.Application()
-    app.router.add_post("/internal/orders", place)
-    app.router.add_delete("/internal/orders/{order_id}", cancel)
-    app.router.add_get("/status", status)
-    app.router.add_get("/health", health)
-    return app
 
 
 async def run(argv: list[str] | None = None) -> None:

@@ -1,10 +1,12 @@
-"""What the reference stack consists of: its processes, their ports, and the proxied links between them."""
+"""What the reference stack consists of, per profile: its processes, their ports, the proxied links between them.
+
+The command lines of the processes are built in `tradingstack.processes`; this module lays them out
+(ports, links, endpoints) and says what the description of a started stack holds (`Layout`).
+"""
 
 from __future__ import annotations
 
-import json
 import random
-import shutil
 import socket
 import sys
 from collections.abc import Iterable, Mapping
@@ -12,29 +14,65 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stackspec.targets import (
-    HttpHealth,
+    AuditCommand,
     LinkInstance,
     LinkTarget,
     ProcessInstance,
-    RedisHealth,
     StackDescription,
     ToxiproxyEndpoint,
-    ZooKeeperHealth,
+)
+from tradingstack.processes import (
+    JVM_OPTIONS,
+    ON_PATH,
+    REPO_ROOT,
+    SENTINEL_DOWN_AFTER_MS,
+    SENTINEL_FAILOVER_TIMEOUT_MS,
+    SENTINEL_MASTER,
+    ZOOKEEPER_CLASSPATH,
+    ZOOKEEPER_TICK_MS,
+    Programs,
+    TopologyError,
+    redis_instance,
+    redis_node_instance,
+    sentinel_instance,
+    service_instance,
+    toxiproxy_instance,
+    zookeeper_ensemble,
+    zookeeper_instance,
 )
 from tradingstack.store import sentinel_address
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ZOOKEEPER_CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
-JVM_OPTIONS = ("-Xms16m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
+__all__ = [
+    "JVM_OPTIONS",
+    "LOWEST_PORT",
+    "PROFILES",
+    "REPO_ROOT",
+    "SENTINEL_DOWN_AFTER_MS",
+    "SENTINEL_FAILOVER_TIMEOUT_MS",
+    "SENTINEL_MASTER",
+    "ZOOKEEPER_CLASSPATH",
+    "ZOOKEEPER_TICK_MS",
+    "Layout",
+    "TopologyError",
+    "assign_ports",
+    "ephemeral_range",
+    "free_ports",
+    "lay_out",
+    "link_targets",
+    "port_names",
+    "proxy_name",
+    "redis_node_instance",
+    "sentinel_instance",
+    "via",
+    "zookeeper_ensemble",
+]
 
-
-class TopologyError(Exception):
-    """The stack cannot be laid out as asked (unknown port names, a missing program)."""
-
-    def __init__(self, component: str, reason: str) -> None:
-        super().__init__(f"{component}: {reason}")
-        self.component = component
-        self.reason = reason
+# How each service target is described (the middleware's summaries are laid out with it, per profile).
+TOXIPROXY_SUMMARY = "Embedded Toxiproxy-API server carrying every link"
+MATCHER_SUMMARY = "Matching engines, one leader elected through ZooKeeper"
+CONTAINER_MATCHER_SUMMARY = "Matching engines as containers (host network), one leader elected through ZooKeeper"
+GATEWAY_SUMMARY = "Order gateway: the public HTTP API"
+AUDIT_TIMEOUT_S = 120.0
 
 
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
@@ -93,152 +131,6 @@ def assign_ports(names: list[str], given: Mapping[str, int]) -> dict[str, int]:
     return {name: given[name] if name in given else next(free) for name in names}
 
 
-def _executable(name: str, hint: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        raise TopologyError(name, f"{name} not found on PATH; {hint}")
-    return found
-
-
-def redis_instance(directory: Path, port: int) -> ProcessInstance:
-    """The basic profile's single Redis server."""
-    return redis_node_instance(directory, "redis", port)
-
-
-def _redis_process(directory: Path, name: str, port: int, argv: list[str]) -> ProcessInstance:
-    """A redis-server process (a data node or a Sentinel) answering PING on `port`."""
-    program = _executable("redis-server", "install it with apt-get install redis-server")
-    return ProcessInstance(
-        name=name,
-        argv=[program, *argv],
-        cwd=str(directory),
-        log=str(directory / "logs" / f"{name}.log"),
-        health=RedisHealth(redis=f"127.0.0.1:{port}"),
-        ports={"client": port},
-    )
-
-
-def zookeeper_instance(directory: Path, port: int) -> ProcessInstance:
-    config = directory / "zookeeper" / "zoo.cfg"
-    config.write_text(
-        "tickTime=500\n"
-        f"dataDir={directory / 'zookeeper' / 'data'}\n"
-        f"clientPort={port}\n"
-        "clientPortAddress=127.0.0.1\n"
-        "minSessionTimeout=1000\n"
-        "maxSessionTimeout=10000\n"
-        "4lw.commands.whitelist=*\n"
-        "admin.enableServer=false\n"
-    )
-    java = _executable("java", "install a Java runtime (apt-get install default-jre-headless)")
-    main_class = "org.apache.zookeeper.server.ZooKeeperServerMain"
-    return ProcessInstance(
-        name="zookeeper",
-        argv=[java, *JVM_OPTIONS, "-cp", ZOOKEEPER_CLASSPATH, main_class, str(config)],
-        cwd=str(directory),
-        log=str(directory / "logs" / "zookeeper.log"),
-        health=ZooKeeperHealth(zookeeper=f"127.0.0.1:{port}"),
-        ports={"client": port},
-    )
-
-
-SENTINEL_MASTER = "trading"
-SENTINEL_DOWN_AFTER_MS = 1000
-SENTINEL_FAILOVER_TIMEOUT_MS = 5000
-ZOOKEEPER_TICK_MS = 500
-
-
-def redis_node_instance(directory: Path, name: str, port: int, replica_of: int | None = None) -> ProcessInstance:
-    """One Redis server of a replicated set, with its own data directory (kept across restarts)."""
-    data = directory / "redis" / name
-    data.mkdir(parents=True, exist_ok=True)
-    argv = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"]
-    argv += ["--dir", str(data), "--daemonize", "no"]
-    # DEBUG SLEEP (the redis.slow fault) needs DEBUG, which Redis 7 refuses by default; a replica's full sync
-    # starts at once instead of after 5 s spent waiting for more replicas that never come.
-    argv += ["--enable-debug-command", "local", "--repl-diskless-sync-delay", "0"]
-    if replica_of is not None:
-        argv += ["--replicaof", "127.0.0.1", str(replica_of)]
-    return _redis_process(directory, name, port, argv)
-
-
-def sentinel_instance(directory: Path, name: str, port: int, primary_port: int, quorum: int = 2) -> ProcessInstance:
-    """A Redis Sentinel watching the primary. Sentinels rewrite their config: each start gets a fresh one."""
-    config = directory / "redis" / f"{name}.conf"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(
-        f"port {port}\n"
-        "bind 127.0.0.1\n"
-        "daemonize no\n"
-        f"dir {config.parent}\n"
-        f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {primary_port} {quorum}\n"
-        f"sentinel down-after-milliseconds {SENTINEL_MASTER} {SENTINEL_DOWN_AFTER_MS}\n"
-        f"sentinel failover-timeout {SENTINEL_MASTER} {SENTINEL_FAILOVER_TIMEOUT_MS}\n"
-        f"sentinel parallel-syncs {SENTINEL_MASTER} 1\n"
-    )
-    return _redis_process(directory, name, port, [str(config), "--sentinel"])
-
-
-def zookeeper_ensemble(directory: Path, ports: list[tuple[int, int, int]]) -> list[ProcessInstance]:
-    """A ZooKeeper ensemble on loopback: one (client, peer, election) port triple per node, own data dirs."""
-    java = _executable("java", "install a Java runtime (apt-get install default-jre-headless)")
-    servers = "".join(
-        f"server.{n}=127.0.0.1:{peer}:{election}\n" for n, (_, peer, election) in enumerate(ports, start=1)
-    )
-    nodes = []
-    for n, (client, _, _) in enumerate(ports, start=1):
-        name = f"zookeeper-{n}"
-        home = directory / "zookeeper" / name
-        (home / "data").mkdir(parents=True, exist_ok=True)
-        (home / "data" / "myid").write_text(f"{n}\n")
-        config = home / "zoo.cfg"
-        config.write_text(
-            f"tickTime={ZOOKEEPER_TICK_MS}\n"
-            "initLimit=10\n"
-            "syncLimit=4\n"
-            f"dataDir={home / 'data'}\n"
-            f"clientPort={client}\n"
-            "clientPortAddress=127.0.0.1\n"
-            "minSessionTimeout=1000\n"
-            "maxSessionTimeout=10000\n"
-            "4lw.commands.whitelist=*\n"
-            "admin.enableServer=false\n"
-            "quorumListenOnAllIPs=false\n" + servers
-        )
-        main_class = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
-        nodes.append(
-            ProcessInstance(
-                name=name,
-                argv=[java, *JVM_OPTIONS, "-cp", ZOOKEEPER_CLASSPATH, main_class, str(config)],
-                cwd=str(home),
-                log=str(directory / "logs" / f"{name}.log"),
-                health=ZooKeeperHealth(zookeeper=f"127.0.0.1:{client}"),
-                ports={"client": client, "peer": ports[n - 1][1], "election": ports[n - 1][2]},
-            )
-        )
-    return nodes
-
-
-def toxiproxy_instance(directory: Path, port: int, links: list[LinkInstance]) -> ProcessInstance:
-    """The embedded Toxiproxy-API server, started with every link as a proxy, so a restart restores them."""
-    config = directory / "toxiproxy" / "proxies.json"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    proxies = [
-        {"name": link.proxy, "listen": link.listen, "upstream": link.upstream, "enabled": True} for link in links
-    ]
-    config.write_text(json.dumps(proxies, indent=1) + "\n")
-    argv = [sys.executable, "-m", "chaosproxy", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    return ProcessInstance(
-        name="toxiproxy",
-        argv=[*argv, "--config", str(config)],
-        cwd=str(directory),
-        env={"PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"},
-        log=str(directory / "logs" / "toxiproxy.log"),
-        health=HttpHealth(http=f"http://127.0.0.1:{port}/version"),
-        ports={"api": port},
-    )
-
-
 def proxy_name(link: str) -> str:
     # Proxy names travel in API paths: keep them to URL-safe characters.
     return link.replace("->", "_to_")
@@ -295,35 +187,6 @@ def via(links: Mapping[str, LinkTarget], group: str, client: str) -> str:
     return ",".join(i.listen for i in links[group].instances if i.client == client)
 
 
-def service_instance(
-    directory: Path,
-    module: str,
-    name: str,
-    port: int,
-    redis: str,
-    zookeeper: str,
-    session_timeout_s: float,
-    routes: Mapping[str, str] | None = None,
-    extra: list[str] | None = None,
-) -> ProcessInstance:
-    argv = [sys.executable, "-m", module, "--name", name, "--port", str(port)]
-    argv += ["--redis", redis, "--zookeeper", zookeeper, "--session-timeout", str(session_timeout_s)]
-    argv += extra or []
-    for target, address in (routes or {}).items():
-        argv += ["--route", f"{target}={address}"]
-    url = f"http://127.0.0.1:{port}"
-    return ProcessInstance(
-        name=name,
-        argv=argv,
-        cwd=str(directory),
-        env={"PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"},
-        log=str(directory / "logs" / f"{name}.log"),
-        health=HttpHealth(http=f"{url}/health"),
-        role_url=f"{url}/status" if module.endswith("matcher") else None,
-        ports={"http": port},
-    )
-
-
 @dataclass
 class Layout:
     """Every process of the stack, not yet started, and the description they will fill in."""
@@ -334,6 +197,16 @@ class Layout:
     matchers: list[ProcessInstance]
     gateways: list[ProcessInstance]
     links: list[LinkInstance]
+
+
+def audit_command(directory: Path) -> AuditCommand:
+    """The stack's own audit (`python -m tradingstack audit`), declared in its description for the engine to run."""
+    return AuditCommand(
+        argv=[sys.executable, "-m", "tradingstack", "audit", "--dir", str(directory)],
+        cwd=str(REPO_ROOT),
+        env={"PYTHONPATH": str(REPO_ROOT)},
+        timeout_s=AUDIT_TIMEOUT_S,
+    )
 
 
 PROFILES = {
@@ -349,11 +222,12 @@ SINGLE_SERVER_PROFILES = ("basic", "lossy", "containers")
 
 
 def _middleware(
-    directory: Path, profile: str, port: Mapping[str, int]
+    directory: Path, profile: str, port: Mapping[str, int], programs: Programs
 ) -> tuple[list[tuple[str, str, list[ProcessInstance]]], dict[str, list[tuple[str, str]]], str, str]:
     """Redis and ZooKeeper for a profile: (targets to start, servers to link to, redis endpoint, zk endpoint)."""
     if profile in SINGLE_SERVER_PROFILES:
-        redis, zookeeper = redis_instance(directory, port["redis"]), zookeeper_instance(directory, port["zookeeper"])
+        redis = redis_instance(directory, port["redis"], programs=programs)
+        zookeeper = zookeeper_instance(directory, port["zookeeper"], programs=programs)
         redis_address, zk_address = f"127.0.0.1:{port['redis']}", f"127.0.0.1:{port['zookeeper']}"
         targets = [
             ("redis", "Redis: orders, fills, accounts (AOF)", [redis]),
@@ -367,13 +241,18 @@ def _middleware(
         )
     primary = port["redis-1"]
     nodes = [
-        redis_node_instance(directory, "redis-1", primary),
-        redis_node_instance(directory, "redis-2", port["redis-2"], primary),
+        redis_node_instance(directory, "redis-1", primary, programs=programs),
+        redis_node_instance(directory, "redis-2", port["redis-2"], primary, programs=programs),
     ]
-    sentinels = [sentinel_instance(directory, f"sentinel-{n}", port[f"sentinel-{n}"], primary) for n in (1, 2, 3)]
+    sentinels = [
+        sentinel_instance(directory, f"sentinel-{n}", port[f"sentinel-{n}"], primary, programs=programs)
+        for n in (1, 2, 3)
+    ]
     quorum_ports = iter(free_ports(6))
     ensemble = zookeeper_ensemble(
-        directory, [(port[f"zookeeper-{n}"], next(quorum_ports), next(quorum_ports)) for n in (1, 2, 3)]
+        directory,
+        [(port[f"zookeeper-{n}"], next(quorum_ports), next(quorum_ports)) for n in (1, 2, 3)],
+        programs=programs,
     )
     targets = [
         ("redis", "Redis primary and replica: orders, fills, accounts (AOF)", nodes),
@@ -404,29 +283,20 @@ def port_names(profile: str, matchers: list[str]) -> list[str]:
     return [*middleware, "toxiproxy", "gateway", *matchers]
 
 
-def lay_out(directory: Path, profile: str, matchers: int, ports: Mapping[str, int], session_timeout_s: float) -> Layout:
-    """Ports, command lines and links of the whole stack; services reach their peers through proxies."""
-    if profile not in PROFILES:
-        raise TopologyError("--profile", f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-    matcher_names = [f"matcher-{n}" for n in range(1, matchers + 1)]
-    port = assign_ports(port_names(profile, matcher_names), ports)
-    middleware, servers, redis_address, zk_address = _middleware(directory, profile, port)
-    servers = {**servers, "matcher": [(name, f"127.0.0.1:{port[name]}") for name in matcher_names]}
-    link_count = (len(servers.get("redis", [])) + len(servers["zookeeper"])) * (matchers + 1) + matchers
-    links = link_targets(matcher_names, ["gateway-1"], servers, free_ports(link_count))
-    every_link = [link for group in links.values() for link in group.instances]
-    description = StackDescription(
-        name="reference",
-        profile=profile,
-        market_hours=None,  # a lab stack on loopback: it never trades, so drills may run at any time
-        trading=True,  # but it is a trading system: reports use trading wording and the CSRC thresholds
-        endpoints={"gateway": f"http://127.0.0.1:{port['gateway']}", "redis": redis_address, "zookeeper": zk_address},
-        toxiproxy=ToxiproxyEndpoint(url=f"http://127.0.0.1:{port['toxiproxy']}"),
-        targets=dict(links),
-    )
+def _services(
+    directory: Path,
+    profile: str,
+    port: Mapping[str, int],
+    matcher_names: list[str],
+    links: Mapping[str, LinkTarget],
+    redis_address: str,
+    session_timeout_s: float,
+) -> tuple[list[ProcessInstance], ProcessInstance]:
+    """The matching engines and the gateway, each dialling its peers through its links' proxies."""
 
     def redis_for(client: str) -> str:
-        return via(links, f"{client.split('-')[0]}->redis", client) if "redis" in servers else redis_address
+        group = f"{client.split('-')[0]}->redis"
+        return via(links, group, client) if group in links else redis_address
 
     engines = [
         service_instance(
@@ -452,6 +322,43 @@ def lay_out(directory: Path, profile: str, matchers: int, ports: Mapping[str, in
         session_timeout_s,
         routes,
     )
+    return engines, gateway
+
+
+def lay_out(
+    directory: Path,
+    profile: str,
+    matchers: int,
+    ports: Mapping[str, int],
+    session_timeout_s: float,
+    *,
+    programs: Programs = ON_PATH,
+) -> Layout:
+    """Ports, command lines and links of the whole stack; services reach their peers through proxies.
+
+    Writes the config files of the middleware under `directory`; `programs` says whether the programs
+    must be on PATH (a start) or are only named (a description: `tradingstack.describe`).
+    """
+    if profile not in PROFILES:
+        raise TopologyError("--profile", f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    matcher_names = [f"matcher-{n}" for n in range(1, matchers + 1)]
+    port = assign_ports(port_names(profile, matcher_names), ports)
+    middleware, servers, redis_address, zk_address = _middleware(directory, profile, port, programs)
+    servers = {**servers, "matcher": [(name, f"127.0.0.1:{port[name]}") for name in matcher_names]}
+    link_count = (len(servers.get("redis", [])) + len(servers["zookeeper"])) * (matchers + 1) + matchers
+    links = link_targets(matcher_names, ["gateway-1"], servers, free_ports(link_count))
+    every_link = [link for group in links.values() for link in group.instances]
+    description = StackDescription(
+        name="reference",
+        profile=profile,
+        market_hours=None,  # a lab stack on loopback: it never trades, so drills may run at any time
+        trading=True,  # but it is a trading system: reports use trading wording and the CSRC thresholds
+        endpoints={"gateway": f"http://127.0.0.1:{port['gateway']}", "redis": redis_address, "zookeeper": zk_address},
+        toxiproxy=ToxiproxyEndpoint(url=f"http://127.0.0.1:{port['toxiproxy']}"),
+        targets=dict(links),
+        audit=audit_command(directory),
+    )
+    engines, gateway = _services(directory, profile, port, matcher_names, links, redis_address, session_timeout_s)
     return Layout(
         description=description,
         middleware=middleware,

@@ -9,8 +9,6 @@ by the instance's health check (a trading service's HTTP health URL); verificati
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -18,9 +16,9 @@ from typing import ClassVar
 
 from pydantic import Field, JsonValue, TypeAdapter
 
-from clients import http
 from clients.container_engine import ContainerNotFoundError, ContainerState, EngineClient, engine, engine_url
-from clients.health import problem
+from clients.health import problem, role_at
+from clients.poll import PollTimeout, poll_until
 from injectors.base import FaultPlan, Injector, Outcome, RunContext, SpecT, TargetRef
 from injectors.errors import FaultStillPresentError, InjectionError, RollbackError, TargetNotFoundError
 from injectors.selection import Selection, select
@@ -73,13 +71,7 @@ def role_of(member: Member, timeout_s: float = 1.0) -> str | None:
     """The live role a running container's service reports at its role URL, or None."""
     if member.instance.role_url is None or not member.state.up:
         return None
-    try:
-        status, body = http.get(member.instance.role_url, timeout_s)
-        answer = json.loads(body) if status == 200 else None
-    except (OSError, ValueError):
-        return None
-    role = answer.get("role") if isinstance(answer, dict) else None
-    return str(role) if role is not None else None
+    return role_at(member.instance.role_url, timeout_s)
 
 
 def resolve_containers(target: str, selection: Selection | None, ctx: RunContext) -> list[TargetRef]:
@@ -140,13 +132,9 @@ def not_ready(client: EngineClient, ref: TargetRef) -> str | None:
 
 
 def wait_for(condition: Callable[[], str | None], timeout_s: float, what: str, interval_s: float = POLL_S) -> float:
-    """Poll `condition()` (None = done, else a reason) until done; returns seconds waited."""
-    started = time.monotonic()
-    while (reason := condition()) is not None:
-        if time.monotonic() - started >= timeout_s:
-            raise TimeoutError(f"{what} after {timeout_s:.1f}s: {reason}")
-        time.sleep(interval_s)
-    return time.monotonic() - started
+    """Poll `condition()` (None = done, else a reason) until done; returns seconds waited, or raises PollTimeout."""
+    _, waited = poll_until(lambda: (condition(), None), timeout_s, interval_s, what)
+    return waited
 
 
 def ensure_running(ref: TargetRef, ready_timeout_s: float) -> Outcome:
@@ -165,9 +153,9 @@ def ensure_running(ref: TargetRef, ready_timeout_s: float) -> Outcome:
             client.start(cid)
             action = "started"
         try:
-            waited = wait_for(lambda: not_ready(client, ref), ready_timeout_s, f"{ref.id} not ready", READY_POLL_S)
-        except TimeoutError as exc:
-            raise RollbackError(str(exc)) from exc
+            waited = wait_for(lambda: not_ready(client, ref), ready_timeout_s, "ready", READY_POLL_S)
+        except PollTimeout as exc:
+            raise RollbackError(f"{ref.id}: {exc}") from exc
         return Outcome(detail={"container_id": cid, "action": action, "ready_after_s": round(waited, 3)})
 
 

@@ -6,6 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from clients.poll import PollTimeout
 from injectors.base import FaultPlan, FaultSpec, Outcome, RunContext, TargetRef
 from injectors.container.common import READY, ContainerFault, client_of, ensure_running, wait_for
 from injectors.errors import InjectionError
@@ -37,10 +38,10 @@ class ContainerKillInjector(ContainerFault[ContainerKillSpec]):
                 waited = wait_for(
                     lambda: None if not client.inspect(cid).running else "still running",
                     self.spec.exit_timeout_s,
-                    f"{ref.id} did not exit on {self.spec.signal}",
+                    f"exited on {self.spec.signal}",
                 )
-            except TimeoutError as exc:
-                raise InjectionError(str(exc)) from exc
+            except PollTimeout as exc:
+                raise InjectionError(f"{ref.id}: {exc}") from exc
             state = client.inspect(cid)
         exited = {"signal": self.spec.signal, "exited_after_s": round(waited, 3), "exit_code": state.exit_code}
         return Outcome(detail={"container_id": cid, **exited})

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar, cast
 
 from pydantic import Field
 
+from clients.poll import PollTimeout, poll_until
 from injectors.base import FaultSpec, Injector, RunContext, SpecT
 from injectors.errors import InjectorError, RollbackError, SelectionError, TargetNotFoundError
 from injectors.selection import Selection
@@ -35,14 +36,15 @@ def kubernetes_target(target: str, ctx: RunContext) -> KubernetesTarget:
     return group
 
 
-def wait_until(what: str, check: Callable[[], str | None], timeout_s: float) -> float:
-    """Seconds until `check` returns None (no problem left); RollbackError naming the last problem on timeout."""
-    started = time.monotonic()
-    while (problem := check()) is not None:
-        if time.monotonic() - started > timeout_s:
-            raise RollbackError(f"{what}: still {problem} after {timeout_s:g}s")
-        time.sleep(POLL_S)
-    return time.monotonic() - started
+def wait_until(subject: str, state: str, check: Callable[[], str | None], timeout_s: float) -> float:
+    """Seconds until `check` returns None (no problem left); RollbackError naming the last problem on timeout.
+
+    The error reads "<subject>: not <state> after <timeout>s: <last problem>" ("pod web-1: not replaced ...").
+    """
+    try:
+        return poll_until(lambda: (check(), None), timeout_s, POLL_S, state)[1]
+    except PollTimeout as exc:
+        raise RollbackError(f"{subject}: {exc}") from exc
 
 
 def no_role(selection: Selection | None) -> None:

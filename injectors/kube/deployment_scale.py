@@ -66,7 +66,8 @@ class DeploymentScaleInjector(KubeInjector[DeploymentScaleSpec]):
         if api.read_scale(namespace, ref.id) != previous:
             api.patch_scale(namespace, ref.id, previous)
         waited = wait_until(
-            f"deployment {namespace}/{ref.id} not restored",
+            f"deployment {namespace}/{ref.id}",
+            "restored",
             lambda: self.problem(ref, plan, ctx),
             self.spec.ready_timeout_s,
         )

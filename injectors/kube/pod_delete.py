@@ -93,7 +93,8 @@ class PodDeleteInjector(KubeInjector[PodDeleteSpec]):
     def rollback_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> Outcome:
         # Nothing to undo by hand: the controller replaces the pod. Wait (bounded) until it has.
         waited = wait_until(
-            f"pod {ref.id} not replaced",
+            f"pod {ref.id}",
+            "replaced",
             lambda: self.capacity_problem(ref, plan, ctx),
             self.spec.replace_timeout_s,
         )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import signal
-import time
 from typing import ClassVar
 
 from pydantic import Field
 
 from clients.health import wait_healthy
+from clients.poll import PollTimeout, poll_until
 from clients.procs import same_process
 from injectors.base import FaultPlan, FaultSpec, Outcome, RunContext, TargetRef
 from injectors.errors import InjectionError
@@ -23,6 +23,13 @@ from injectors.process.common import (
 from injectors.registry import register
 
 STOP_TIMEOUT_S = 2.0
+
+
+def _stopped(stat: tuple[str, int] | None) -> tuple[str | None, None]:
+    """No problem once the kernel shows the process in state T (stopped)."""
+    if stat is None:
+        return "gone (no such PID)", None
+    return (None if stat[0] == "T" else f"in state {stat[0]}"), None
 
 
 class ProcessPauseSpec(FaultSpec):
@@ -43,11 +50,10 @@ class ProcessPauseInjector(ProcessFault[ProcessPauseSpec]):
     def inject_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> Outcome:
         host, pid = identified_pid(plan, ref, ctx, self.hosts)
         host.signal(pid, signal.SIGSTOP)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while (stat := host.stat(pid)) is None or stat[0] != "T":
-            if time.monotonic() > deadline:
-                raise InjectionError(f"{ref.id} (pid {pid}) did not stop after SIGSTOP")
-            time.sleep(host.poll_s / 2)
+        try:
+            poll_until(lambda: _stopped(host.stat(pid)), STOP_TIMEOUT_S, host.poll_s / 2, "stopped by SIGSTOP")
+        except PollTimeout as exc:
+            raise InjectionError(f"{ref.id} (pid {pid}): {exc}") from exc
         return Outcome(detail={"pid": pid, "signal": "SIGSTOP", **where(current_instance(plan.target, ref, ctx))})
 
     def rollback_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> Outcome:

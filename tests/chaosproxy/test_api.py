@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from tests.chaosproxy.conftest import connect, start_server, stop_server
+from tests.chaosproxy.support import connect, start_server, stop_server
 from tests.support.helpers import ROOT, free_port
 
 _UNSET: Any = object()

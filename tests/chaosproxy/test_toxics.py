@@ -13,7 +13,7 @@ import pytest
 
 from clients import http
 from clients.toxiproxy import ToxiproxyClient
-from tests.chaosproxy.conftest import connect, pattern
+from tests.chaosproxy.support import connect, pattern
 
 
 class Link(NamedTuple):

@@ -26,8 +26,6 @@ HERE = Path(__file__).resolve().parent
 pytestmark = [pytest.mark.slow]
 
 
-
-
 def test_exit_0_passed_kill_restart_and_reports(world: dict[str, object], tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     result = chaos("run", str(write_experiment(world, steady=OK_STEADY)), "--runs-dir", str(runs), "--seed", "5")

@@ -133,7 +133,7 @@ def test_wait_stable_needs_the_same_good_state_for_the_whole_window() -> None:
 
 
 def test_wait_stable_gives_up_at_its_bound_with_the_last_reason() -> None:
-    with pytest.raises(TimeoutError, match=r"not stable for 0\.2s within 0\.5s: GET .* answered 503"):
+    with pytest.raises(TimeoutError, match=r"not stable for 0\.2s after 0\.5s: GET .* answered 503"):
         wait_stable(looks((None, "follower"), ("GET /health answered 503", None)), 0.5, window_s=0.2, poll_s=0.05)
     flapping = iter(["leader", "follower"] * 100)
     with pytest.raises(TimeoutError, match="changed from"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,7 +14,10 @@ import pytest
 
 from engine.integrity import (
     ATTRIBUTION_S,
+    GENERIC_CHECKS,
+    REFERENCE_CHECKS,
     Outcome,
+    checks_for,
     get_check,
     phase_detail,
     read_ledger,
@@ -22,7 +26,9 @@ from engine.integrity import (
 )
 from engine.journal import FaultRecord, Journal
 from engine.model import Experiment, Objectives
+from engine.stack import LiveStack
 from engine.verdict import decide
+from stackspec.targets import AuditCommand
 from tests.engine.fakes import fake_stack, make_plan
 from tests.support.helpers import ROOT, chaos
 
@@ -295,3 +301,83 @@ class _Nothing:
 
 
 EXAMINES_NOTHING = register(_Nothing())
+
+
+def audited_stack(tmp_path: Path, report: dict[str, Any] | None, exit_code: int = 0) -> LiveStack:
+    """fake_stack declaring an audit: a real command that prints `report` (and counts its runs in a file)."""
+    runs = tmp_path / "audit-runs"
+    code = (
+        f"import sys; open({str(runs)!r}, 'a').write('x'); "
+        f"print({json.dumps(report)!r}); print('redis went away', file=sys.stderr); sys.exit({exit_code})"
+    )
+    stack = fake_stack()
+    audit = AuditCommand(argv=[sys.executable, "-c", code])
+    return LiveStack(stack.description.model_copy(update={"name": "mine", "audit": audit}), None)
+
+
+def result(checked: int, examples: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"checked": checked, "violations": len(examples), "examples": examples}
+
+
+def test_the_stack_s_declared_audit_is_run_once_and_its_invariants_become_records(tmp_path: Path) -> None:
+    report = {
+        "checks": {
+            "no_double_fills": result(40, []),
+            "balances_conserved": result(100, [{"asset": "cash (cents)", "expected": 10, "found": 9}]),
+            "book_not_crossed": result(5, []),
+            "no_duplicate_order_ids": result(40, []),
+        }
+    }
+    stack = audited_stack(tmp_path, report)
+    write_ledger(tmp_path / "ledger", "w.jsonl", [ack("7", T0 + 1), ack("7", T0 + 2, client_order_id="other")])
+    exp = experiment(
+        tmp_path, '["no_double_fills", "balances_conserved", "book_not_crossed", "no_duplicate_order_ids"]'
+    )
+    journal = journal_with_fault(None)
+    assert run_integrity(journal, exp, stack, None, tmp_path / "ledger") is False
+    assert [(r.name, r.status, r.checked, r.violations) for r in journal.integrity] == [
+        ("no_double_fills", "held", 40, 0),
+        ("balances_conserved", "failed", 100, 1),
+        ("book_not_crossed", "held", 5, 0),
+        ("no_duplicate_order_ids", "failed", 40, 1),  # the audit's count, plus the ledger's clash
+    ]
+    assert journal.integrity[3].examples == [{"order_id": "7", "first": "c-7", "then": "other"}]
+    assert (tmp_path / "audit-runs").read_text() == "x"  # once for all four checks
+
+
+def test_without_a_declared_audit_its_checks_are_not_checked_and_say_why(tmp_path: Path) -> None:
+    exp = experiment(tmp_path, '["no_double_fills", "no_duplicate_order_ids"]')
+    write_ledger(tmp_path / "ledger", "w.jsonl", [ack("1", T0 + 1)])
+    journal = journal_with_fault(None)
+    assert run_integrity(journal, exp, fake_stack(), None, tmp_path / "ledger") is False
+    fills, unique = journal.integrity
+    assert fills.status == "not_checked" and fills.why.startswith("could not run: this check reads the system's own")
+    assert "declares no `audit` command" in (fills.error or "")
+    assert (unique.status, unique.checked) == ("held", 1)  # the ledger alone, as on any stack
+
+
+def test_an_audit_that_fails_or_leaves_an_invariant_out_is_not_checked(tmp_path: Path) -> None:
+    partial = audited_stack(tmp_path, {"checks": {"balances_conserved": result(100, [])}})
+    write_ledger(tmp_path / "ledger", "w.jsonl", [ack("1", T0 + 1)])
+    exp = experiment(tmp_path, '["balances_conserved", "book_not_crossed", "no_duplicate_order_ids"]')
+    journal = journal_with_fault(None)
+    assert run_integrity(journal, exp, partial, None, tmp_path / "ledger") is False
+    held, missing, unique = journal.integrity
+    assert (held.status, missing.status, unique.status) == ("held", "not_checked", "held")
+    assert "does not report 'book_not_crossed' (it reports: balances_conserved)" in (missing.error or "")
+    assert unique.checked == 1  # an audit without client order ids: the ledger's check alone
+
+    broken = audited_stack(tmp_path / "b", None, exit_code=2)
+    (tmp_path / "b").mkdir()
+    journal = journal_with_fault(None)
+    run_integrity(journal, experiment(tmp_path, '["no_double_fills"]'), broken, None, tmp_path / "ledger")
+    (record,) = journal.integrity
+    assert record.status == "not_checked" and "the audit failed (exit code 2): redis went away" in (record.error or "")
+
+
+def test_a_stack_that_declares_an_audit_gets_every_built_in_check_by_default(tmp_path: Path) -> None:
+    exp = experiment(tmp_path, "null")
+    file_stack = exp.model_copy(update={"stack": exp.stack.model_copy(update={"reference": None, "file": "s.yaml"})})
+    assert checks_for(file_stack, "mine") == list(GENERIC_CHECKS)
+    assert checks_for(file_stack, "mine", audit_declared=True) == list(REFERENCE_CHECKS)
+    assert checks_for(exp, "reference") == list(REFERENCE_CHECKS)

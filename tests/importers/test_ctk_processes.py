@@ -168,8 +168,12 @@ def test_pkill_without_f_matches_process_names_like_pkill_does(tmp_path: Path) -
     [
         ("-HUP -f matcher", "SIGHUP has no fault kind here"),
         (
-            "-CONT -f matcher",
+            "-CONT -f tradingstack.matcher",
             "method[0]: resumes matcher-1, matcher-2 (SIGCONT), but nothing the method did is in place to undo",
+        ),
+        (  # the gateway's real command line names the matchers too (--route matcher-1=...), as pgrep -f sees it
+            "-CONT -f matcher",
+            "method[0]: resumes matcher-1, matcher-2, gateway-1 (SIGCONT), but nothing the method did is in place",
         ),
     ],
 )

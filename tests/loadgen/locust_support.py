@@ -25,7 +25,6 @@ RUN_S = 4
 NAMES = {"POST /orders", "DELETE /orders/{id}", "GET /orders/{id}", "GET /accounts/{id}"}
 
 
-
 @contextmanager
 def running_gateway(fail_every: int, slow_ms: int) -> Iterator[str]:
     """Start tests/loadgen/fake_gateway.py in its own process; yield its base URL."""

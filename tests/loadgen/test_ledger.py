@@ -17,7 +17,16 @@ from typing import Any
 
 import pytest
 
-from loadgen.ledger import ACK_KEYS, CANCEL_KEYS, LEDGER_DIR_ENV, Ledger, source_id
+from loadgen.ledger import (
+    ACK_KEYS,
+    CANCEL_KEYS,
+    LEDGER_DIR_ENV,
+    Ack,
+    Acknowledgements,
+    Ledger,
+    read_ledger_dir,
+    source_id,
+)
 from tests.loadgen.locust_support import assert_clean_exit, locust, locust_env, locust_final_totals, running_gateway
 from tests.support.helpers import first_line, free_port
 
@@ -120,6 +129,35 @@ def test_missing_answer_values_fall_back_to_the_request_and_types_follow_the_con
         },
     ]
     assert isinstance(records[0]["price"], float) and isinstance(records[1]["ack_at"], float)
+
+
+def test_what_the_writer_records_the_reader_reads_back_by_time_across_files(tmp_path: Path) -> None:
+    """The format's own reader (the engine's integrity phase uses it): torn and foreign lines counted, skipped."""
+    ticks = iter([3.0, 4.0, 1.0])
+    Ledger(tmp_path, clock=lambda: next(ticks)).ack(ANSWER, REQUEST)  # this process's file
+    (tmp_path / "other:1.jsonl").write_text(
+        json.dumps(
+            {
+                "ev": "ack",
+                "t": 2.0,
+                **{k: ANSWER[k] for k in ("order_id", "account", "symbol", "side")},
+                "qty": 5,
+                "price": 1.5,
+                "client_order_id": None,
+            }
+        )
+        + "\n"
+        + json.dumps({"ev": "cancel", "t": 2.5, "order_id": "42"})
+        + "\n"
+        + "[1, 2]\n"  # not a record
+        + '{"ev": "ack", "t": 9'  # torn last line
+    )
+    found = read_ledger_dir(tmp_path)
+    assert found.files == sorted(p.name for p in tmp_path.glob("*.jsonl"))
+    assert [(a.t, a.order_id, a.qty, a.filled_qty) for a in found.acks] == [(2.0, "42", 5, 0), (3.0, "42", 300, 100)]
+    assert found.acks[1] == Ack("42", "abc-1", "ACC0007", "600000", "buy", 300, 7.81, 3.0, 100)
+    assert (found.cancels, found.unreadable_lines) == ({"42": 2.5}, 2)
+    assert read_ledger_dir(tmp_path / "none") == Acknowledgements()
 
 
 def test_an_answer_without_order_id_is_refused(tmp_path: Path) -> None:

@@ -23,8 +23,8 @@ from reports.management import (
     write_management_report,
 )
 from tests.reports.drill_records import FAULT_AT, history_row, make_drill, make_history
+from tests.reports.html_balance import balanced
 from tests.reports.report_journals import make_journal
-from tests.reports.test_reports_html import balanced
 
 
 class _Tables(HTMLParser):

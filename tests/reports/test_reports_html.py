@@ -11,41 +11,10 @@ import pytest
 
 from engine.journal import ErrorRecord, IntegrityRecord, Journal, PhaseRecord
 from reports.html import MAX_LOST_ORDERS, environment, render_html, write_html
+from tests.reports.html_balance import VOID, balanced
 from tests.reports.report_journals import ACKNOWLEDGED, CANCELS, INVARIANTS, LOST, SCENARIOS, make_journal
 
 HOSTILE = "<script>alert(1)</script>"
-VOID = {"meta", "br", "hr", "img", "input", "link", "col", "area", "base", "wbr", "source"}
-
-
-class _Balance(HTMLParser):
-    """Checks that every non-void element is closed in order (SVG self-closing tags included)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stack: list[str] = []
-        self.problems: list[str] = []
-        self.tags: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append(tag)
-        if tag not in VOID:
-            self.stack.append(tag)
-
-    def handle_startendtag(self, tag, attrs):
-        self.tags.append(tag)
-
-    def handle_endtag(self, tag):
-        if not self.stack or self.stack[-1] != tag:
-            self.problems.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
-        else:
-            self.stack.pop()
-
-
-def balanced(html: str) -> _Balance:
-    parser = _Balance()
-    parser.feed(html)
-    parser.close()
-    return parser
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from tests.tradingstack.test_store import _place, _request, _run
+from tests.tradingstack.support import order_request, place_order, run_store
 from tradingstack.audit import audit
 from tradingstack.book import OrderBook
-from tradingstack.store import FILLS_LOG_KEY, Store, account_key, client_order_key, open_key, order_key
+from tradingstack.records import FILLS_LOG_KEY, account_key, client_order_key, open_key, order_key
+from tradingstack.store import Store
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
@@ -21,9 +22,9 @@ async def _trade(store: Store) -> list[dict[str, Any]]:
     epoch = await store.begin_epoch()
     book = OrderBook("600000")
     placed = [
-        await _place(store, book, epoch, _request("ACC0001", "sell", 300, 1000)),
-        await _place(store, book, epoch, _request("ACC0002", "buy", 100, 1000)),  # fills part of the sell
-        await _place(store, book, epoch, _request("ACC0003", "buy", 50, 990)),  # rests below the ask
+        await place_order(store, book, epoch, order_request("ACC0001", "sell", 300, 1000)),
+        await place_order(store, book, epoch, order_request("ACC0002", "buy", 100, 1000)),  # fills part of the sell
+        await place_order(store, book, epoch, order_request("ACC0003", "buy", 50, 990)),  # rests below the ask
     ]
     await store.redis.set(client_order_key("ACC0004", "c-1"), 999)  # a client id nobody used: ignored
     return placed
@@ -39,7 +40,7 @@ def run_audit_after(
         checks: dict[str, Any] = report["checks"]
         return checks
 
-    return _run(redis_server, body)
+    return run_store(redis_server, body)
 
 
 async def _nothing(store: Store, placed: list[dict[str, Any]]) -> None:

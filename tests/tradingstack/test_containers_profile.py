@@ -15,7 +15,7 @@ from engine.context import EngineContext
 from engine.errors import ExitCode
 from engine.events import EventBus
 from engine.journal import load_journal
-from engine.stack import LiveStack
+from engine.stack import LiveStack, reference_targets
 from injectors.base import FaultPlan
 from injectors.container.kill import ContainerKillInjector, ContainerKillSpec
 from injectors.container.network_disconnect import ContainerNetworkDisconnectInjector, ContainerNetworkDisconnectSpec
@@ -24,8 +24,9 @@ from injectors.selection import Selection
 from stackspec.targets import ContainerTarget, HttpHealth, ProcessTarget
 from tests.injectors.podman_engine import engine_url
 from tests.support.helpers import ROOT, require_programs
-from tests.tradingstack.test_stack import place, wait_for
+from tests.tradingstack.support import place, shape, wait_for
 from tradingstack import containers
+from tradingstack.describe import describe
 from tradingstack.launcher import read_state, stack_status, start_stack, stop_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.infra]
@@ -80,6 +81,8 @@ def test_the_matchers_run_as_containers_and_the_description_says_so(stack: Path,
     rows = stack_status(stack)
     assert {r.instance for r in rows if r.target == "matcher"} == {"matcher-1", "matcher-2"}
     assert all(r.healthy for r in rows), [r for r in rows if not r.healthy]
+    assert shape(state) == shape(describe("containers"))
+    assert {name: t.kind for name, t in state.targets.items()} == reference_targets("containers")
 
 
 def test_killing_the_leader_container_fails_over_and_rollback_starts_it(stack: Path) -> None:

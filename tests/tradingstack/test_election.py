@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from injectors.process.common import verify_instance
 from injectors.zookeeper.expire_session import ZooKeeperExpireSessionInjector, ZooKeeperExpireSessionSpec
 from stackspec.targets import ProcessInstance, ProcessTarget
 from tests.support.helpers import require_programs
+from tests.tradingstack.support import wait_for
 from tradingstack.election import ELECTION_PATH
 from tradingstack.launcher import read_state, stack_status, start_stack, stop_stack
 from tradingstack.matcher import CANDIDATE_GRACE_S
@@ -64,15 +65,6 @@ def health_of(instance: ProcessInstance) -> tuple[int, bytes]:
 def status_row_problem(directory: Path, name: str) -> str | None:
     (row,) = [r for r in stack_status(directory) if r.instance == name]
     return None if row.healthy else row.problem or "unhealthy"
-
-
-def wait_for(what: str, condition: Callable[[], bool], timeout_s: float) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout_s:
-            raise AssertionError(f"{what} did not happen within {timeout_s} s")
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 def paused_past_its_session(follower: ProcessInstance) -> float:

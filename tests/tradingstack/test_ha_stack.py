@@ -15,8 +15,10 @@ import pytest
 import redis
 
 from clients.procs import reap
+from engine.stack import reference_targets
 from stackspec.targets import LinkTarget, ProcessInstance, ProcessTarget, StackDescription
-from tests.tradingstack.test_stack import call, cli, place, wait_for
+from tests.tradingstack.support import call, cli, place, shape, wait_for
+from tradingstack.describe import describe
 from tradingstack.launcher import read_state, start_stack, stop_stack
 from tradingstack.topology import SENTINEL_MASTER
 
@@ -80,6 +82,8 @@ def test_the_ha_stack_is_production_shaped(stack: Path) -> None:
     )
     report = json.loads(cli("status", "--dir", str(stack), "--json").stdout)
     assert report["healthy"] is True, [row for row in report["instances"] if not row["healthy"]]
+    assert shape(description) == shape(describe("ha"))
+    assert {name: t.kind for name, t in description.targets.items()} == reference_targets("ha")
 
 
 def test_orders_survive_the_loss_of_the_redis_primary(stack: Path) -> None:

@@ -6,12 +6,9 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,27 +16,22 @@ from typing import Any
 
 import pytest
 
+from clients.audit import invariant, run_audit
 from clients.health import problem, wait_healthy
 from clients.procs import is_running, reap, role_of, spawn
 from clients.toxiproxy import ToxiproxyClient
+from engine.stack import reference_endpoints, reference_targets
 from stackspec.targets import LinkTarget, ProcessInstance, ProcessTarget, StackDescription
 from tests.support.helpers import require_programs
-from tradingstack.launcher import (
-    REPO_ROOT,
-    StackRunningError,
-    read_state,
-    start_stack,
-    stop_stack,
-    write_state,
-)
+from tests.tradingstack.support import call, cli, place, shape, wait_for
+from tradingstack.describe import describe
+from tradingstack.launcher import StackRunningError, read_state, start_stack, stop_stack, write_state
 from tradingstack.orders import SEED_CASH_CENTS, SEED_SHARES, SYMBOLS
 from tradingstack.store import Store, connect
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
 LINKS = ("matcher->redis", "matcher->zookeeper", "gateway->redis", "gateway->zookeeper", "gateway->matcher")
-
-_http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @pytest.fixture(scope="module")
@@ -54,35 +46,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield directory
     finally:
         stop_stack(directory)
-
-
-def call(method: str, url: str, body: object = None, timeout: float = 5.0) -> tuple[int, Any]:
-    data = body if isinstance(body, bytes) else None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with _http.open(request, timeout=timeout) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
-def place(gateway: str, account: str, symbol: str, side: str, qty: int, price: float, **extra: Any) -> tuple[int, Any]:
-    order = {"account": account, "symbol": symbol, "side": side, "qty": qty, "price": price, **extra}
-    return call("POST", f"{gateway}/orders", order)
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "tradingstack", *args]
-    return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
-
-
-def wait_for(what: str, condition: Callable[[], bool], timeout_s: float = 10.0) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout_s:
-            raise AssertionError(f"{what} did not happen within {timeout_s} s")
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 def state(directory: Path) -> StackDescription:
@@ -130,6 +93,23 @@ def test_up_writes_a_stack_description(stack: Path) -> None:
     engines = matchers(stack)
     assert [m.name for m in engines] == ["matcher-1", "matcher-2"]
     assert all(m.argv[0] == sys.executable and m.role_url for m in engines)
+
+
+def test_describe_and_the_engine_know_the_started_stack_s_names_and_kinds(stack: Path) -> None:
+    description = state(stack)
+    assert shape(description) == shape(describe("basic"))
+    assert {name: t.kind for name, t in description.targets.items()} == reference_targets("basic")
+    assert set(description.endpoints) == reference_endpoints("basic")
+
+
+def test_the_declared_audit_checks_the_live_stack(stack: Path) -> None:
+    """What the engine runs for the integrity checks: the command in the description, nothing of its own."""
+    audit = state(stack).audit
+    assert audit is not None and audit.argv[1:5] == ["-m", "tradingstack", "audit", "--dir"]
+    report = run_audit(audit)
+    names = ("no_double_fills", "no_duplicate_order_ids", "balances_conserved", "book_not_crossed")
+    assert [invariant(report, name).violations for name in names] == [0, 0, 0, 0]
+    assert invariant(report, "balances_conserved").checked == 100  # every seeded account
 
 
 def test_every_instance_is_healthy_and_status_exits_0(stack: Path) -> None:

@@ -7,55 +7,24 @@ import os
 import random
 import signal
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import pytest
 
 from tests.support.helpers import free_port
+from tests.tradingstack.support import order_request, place_order, run_store
 from tradingstack.book import OrderBook
 from tradingstack.orders import ACCOUNTS, SEED_CASH_CENTS, SEED_SHARES, SYMBOLS, OrderRequest, Side
+from tradingstack.records import EPOCH_KEY, cancel_ops, open_key, order_ops
 from tradingstack.store import (
-    EPOCH_KEY,
     FencedError,
     OrderClosedError,
     Store,
     StoreUnavailableError,
     UnknownOrderError,
-    cancel_ops,
     connect,
-    open_key,
-    order_ops,
 )
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
-T = TypeVar("T")
-
-
-def _run(redis_server: tuple[str, int], body: Callable[[Store], Awaitable[T]]) -> T:
-    """Run `body` against a flushed, seeded store."""
-
-    async def main() -> T:
-        store = Store(connect(redis_server[0]))
-        try:
-            await store.redis.flushall()
-            assert await store.seed()
-            return await body(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
-
-
-def _request(account: str, side: Side, qty: int, price: int, symbol: str = "600000") -> OrderRequest:
-    return OrderRequest(account=account, symbol=symbol, side=side, qty=qty, price_cents=price)
-
-
-async def _place(store: Store, book: OrderBook, epoch: int, request: OrderRequest) -> dict[str, object]:
-    """What the matcher does for one order: allocate an id, match, persist."""
-    order_id = await store.next_order_id(epoch)
-    fills = book.add(order_id, request.account, request.side, request.price_cents, request.qty)
-    return await store.commit_order(epoch, order_id, request, fills, time.time())
 
 
 def test_seeding_happens_once(redis_server: tuple[str, int]) -> None:
@@ -70,15 +39,15 @@ def test_seeding_happens_once(redis_server: tuple[str, int]) -> None:
         assert await store.get_account("ACC0101") is None
         assert await store.totals() == (SEED_CASH_CENTS * 100, dict.fromkeys(SYMBOLS, SEED_SHARES * 100))
 
-    _run(redis_server, body)
+    run_store(redis_server, body)
 
 
 def test_orders_fills_and_accounts_are_written_together(redis_server: tuple[str, int]) -> None:
     async def body(store: Store) -> None:
         epoch = await store.begin_epoch()
         book = OrderBook("600000")
-        sell = await _place(store, book, epoch, _request("ACC0001", "sell", 100, 1050))
-        buy = await _place(store, book, epoch, _request("ACC0002", "buy", 30, 1060))
+        sell = await place_order(store, book, epoch, order_request("ACC0001", "sell", 100, 1050))
+        buy = await place_order(store, book, epoch, order_request("ACC0002", "buy", 30, 1060))
         assert (sell["status"], buy["status"]) == ("new", "filled")
         fill = {"fill_id": f"{buy['order_id']}-1", "qty": 30, "price": 10.5, "at": buy["ack_at"]}
         assert buy["fills"] == [{**fill, "buy_order_id": buy["order_id"], "sell_order_id": sell["order_id"]}]
@@ -97,13 +66,13 @@ def test_orders_fills_and_accounts_are_written_together(redis_server: tuple[str,
         open_orders = await store.open_orders("600000")
         assert [(o.order_id, o.remaining) for o in open_orders] == [(int(str(sell["order_id"])), 70)]
 
-    _run(redis_server, body)
+    run_store(redis_server, body)
 
 
 def test_cancel_closes_an_open_order_once(redis_server: tuple[str, int]) -> None:
     async def body(store: Store) -> None:
         epoch = await store.begin_epoch()
-        order = await _place(store, OrderBook("600036"), epoch, _request("ACC0003", "buy", 5, 999, "600036"))
+        order = await place_order(store, OrderBook("600036"), epoch, order_request("ACC0003", "buy", 5, 999, "600036"))
         order_id = int(str(order["order_id"]))
         cancelled = await store.cancel_order(epoch, order_id)
         assert cancelled == {**order, "status": "cancelled"}
@@ -113,7 +82,7 @@ def test_cancel_closes_an_open_order_once(redis_server: tuple[str, int]) -> None
         with pytest.raises(UnknownOrderError):
             await store.cancel_order(epoch, 999_999)
 
-    _run(redis_server, body)
+    run_store(redis_server, body)
 
 
 def test_client_order_ids_are_recorded(redis_server: tuple[str, int]) -> None:
@@ -125,20 +94,20 @@ def test_client_order_ids_are_recorded(redis_server: tuple[str, int]) -> None:
         assert await store.find_client_order("ACC0004", "abc-1") == order_id
         assert await store.find_client_order("ACC0005", "abc-1") is None
 
-    _run(redis_server, body)
+    run_store(redis_server, body)
 
 
 def test_a_stale_epoch_can_write_nothing(redis_server: tuple[str, int]) -> None:
     async def body(store: Store) -> None:
         old = await store.begin_epoch()
-        resting = await _place(store, OrderBook("600000"), old, _request("ACC0001", "sell", 10, 1000))
+        resting = await place_order(store, OrderBook("600000"), old, order_request("ACC0001", "sell", 10, 1000))
         new = await store.begin_epoch()
         assert new == old + 1
         before = await store.redis.dbsize()
         with pytest.raises(FencedError):
             await store.next_order_id(old)
         with pytest.raises(FencedError):
-            await store.commit_order(old, 99, _request("ACC0002", "buy", 1, 1000), [], time.time())
+            await store.commit_order(old, 99, order_request("ACC0002", "buy", 1, 1000), [], time.time())
         with pytest.raises(FencedError):
             await store.cancel_order(old, int(str(resting["order_id"])))
         assert await store.redis.dbsize() == before
@@ -146,7 +115,7 @@ def test_a_stale_epoch_can_write_nothing(redis_server: tuple[str, int]) -> None:
         assert await store.get_order(int(str(resting["order_id"]))) == resting
         assert await store.next_order_id(new) == int(str(resting["order_id"])) + 1
 
-    _run(redis_server, body)
+    run_store(redis_server, body)
 
 
 def test_an_epoch_change_between_check_and_cancel_aborts_the_write(redis_server: tuple[str, int]) -> None:
@@ -155,7 +124,7 @@ def test_an_epoch_change_between_check_and_cancel_aborts_the_write(redis_server:
     async def body(store: Store) -> None:
         old = await store.begin_epoch()
         order_id = await store.next_order_id(old)
-        await store.commit_order(old, order_id, _request("ACC0002", "buy", 1, 1000), [], time.time())
+        await store.commit_order(old, order_id, order_request("ACC0002", "buy", 1, 1000), [], time.time())
         rival = Store(connect(redis_server[0]))
         real_fence = store._fence
 
@@ -173,27 +142,27 @@ def test_an_epoch_change_between_check_and_cancel_aborts_the_write(redis_server:
         assert order is not None and order["status"] == "new"
         assert int(await store.redis.get(EPOCH_KEY) or 0) == old + 1
 
-    _run(redis_server, body)
+    run_store(redis_server, body)
 
 
 def test_a_batch_applies_in_order_in_one_call_and_not_at_all_when_fenced(redis_server: tuple[str, int]) -> None:
     async def body(store: Store) -> None:
         epoch = await store.begin_epoch()
         last = await store.reserve_order_ids(epoch, 3)
-        first_ops, _ = order_ops(epoch, last - 2, _request("ACC0003", "sell", 5, 700), [], time.time())
+        first_ops, _ = order_ops(epoch, last - 2, order_request("ACC0003", "sell", 5, 700), [], time.time())
         # The cancel is queued behind the order it cancels: applied in one batch, in order.
         await store.apply(epoch, first_ops + cancel_ops(last - 2, "600000"))
         stored = await store.get_order(last - 2)
         assert stored is not None and stored["status"] == "cancelled"
         assert await store.redis.zrange(open_key("600000"), 0, -1) == []
         await store.begin_epoch()
-        ops, _ = order_ops(epoch, last - 1, _request("ACC0003", "sell", 5, 700), [], time.time())
+        ops, _ = order_ops(epoch, last - 1, order_request("ACC0003", "sell", 5, 700), [], time.time())
         with pytest.raises(FencedError):
             await store.apply(epoch, ops)
         assert await store.get_order(last - 1) is None
         assert await store.reserve_order_ids(epoch + 1, 10) == last + 10
 
-    _run(redis_server, body)
+    run_store(redis_server, body)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -206,8 +175,10 @@ def test_fills_conserve_cash_and_shares(redis_server: tuple[str, int], seed: int
         for _ in range(300):
             symbol = rng.choice(SYMBOLS)
             side: Side = rng.choice(["buy", "sell"])
-            request = _request(rng.choice(ACCOUNTS[:10]), side, rng.randint(1, 500), rng.randint(995, 1005), symbol)
-            order = await _place(store, books[symbol], epoch, request)
+            request = order_request(
+                rng.choice(ACCOUNTS[:10]), side, rng.randint(1, 500), rng.randint(995, 1005), symbol
+            )
+            order = await place_order(store, books[symbol], epoch, request)
             fills += len(order["fills"])  # type: ignore[arg-type]
         assert fills > 50, "the random flow should trade"
         assert await store.totals() == (SEED_CASH_CENTS * 100, dict.fromkeys(SYMBOLS, SEED_SHARES * 100))
@@ -216,7 +187,7 @@ def test_fills_conserve_cash_and_shares(redis_server: tuple[str, int], seed: int
             expected = sorted(book.orders("buy") + book.orders("sell"), key=lambda o: o.order_id)
             assert stored == expected
 
-    _run(redis_server, body)
+    run_store(redis_server, body)
 
 
 def test_an_unreachable_redis_fails_fast() -> None:
@@ -245,4 +216,4 @@ def test_a_frozen_redis_fails_within_the_socket_timeout(redis_server: tuple[str,
             os.kill(redis_server[1], signal.SIGCONT)
         return time.monotonic() - started
 
-    assert _run(redis_server, body) < 2.0
+    assert run_store(redis_server, body) < 2.0
