@@ -17,8 +17,11 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
+from clients.errors import NotFoundError
 from clients.health import role_at
 from clients.poll import PollTimeout, poll_until
+from clients.proc_match import local_matches, remote_matches, remote_script
+from stackspec.match import ProcessMatch
 from stackspec.targets import ProcessInstance, SshHost
 
 if TYPE_CHECKING:
@@ -116,6 +119,10 @@ class ProcessHost(Protocol):
         """PIDs of live processes whose command line is exactly `argv`."""
         ...
 
+    def find(self, rule: ProcessMatch) -> list[int]:
+        """PIDs of live processes there that satisfy every rule of `rule`."""
+        ...
+
 
 def local_pids_running(argv: list[str]) -> list[int]:
     wanted = "\0".join(argv).encode() + b"\0"
@@ -159,6 +166,9 @@ class LocalHost:
 
     def pids_running(self, argv: list[str]) -> list[int]:
         return local_pids_running(argv)
+
+    def find(self, rule: ProcessMatch) -> list[int]:
+        return local_matches(rule)
 
 
 class RemoteHost:
@@ -204,6 +214,12 @@ class RemoteHost:
             if pid.isdigit() and cmdline == wanted and alive_start(self.stat(int(pid))) is not None:
                 found.append(int(pid))
         return sorted(found)
+
+    def find(self, rule: ProcessMatch) -> list[int]:
+        code, out, err = self.session.run(["sh", "-s"], stdin=remote_script(rule))
+        if code != 0:
+            raise OSError(f"looking for {rule.label} on {self.label} failed: {err.strip() or f'exit code {code}'}")
+        return [pid for pid in remote_matches(rule, out) if alive_start(self.stat(pid)) is not None]
 
 
 def restart_script(instance: ProcessInstance) -> str:
@@ -280,6 +296,34 @@ def same_process(host: ProcessHost, instance: ProcessInstance) -> bool:
     return started is not None and (instance.start_time is None or started == instance.start_time)
 
 
+class MatchError(NotFoundError):
+    """A `match` rule found no process, or more than the one it must find."""
+
+
+def found_by_rule(host: ProcessHost, instance: ProcessInstance) -> ProcessInstance:
+    """`instance` with the PID and start time of the one process its `match` rule finds on `host`.
+
+    Kept as it is when it has no rule, or when its recorded PID still runs as the same process (found
+    earlier, or restarted by a rollback). MatchError when the rule finds none or several.
+    """
+    if instance.match is None or same_process(host, instance):
+        return instance
+    try:
+        pids = host.find(instance.match)
+    except OSError as exc:
+        raise MatchError(f"{instance.name}: {exc}") from exc
+    on = "this host" if instance.host is None else host.label
+    if len(pids) != 1:
+        found = "no process" if not pids else f"{len(pids)} processes (pids {', '.join(map(str, pids))})"
+        hint = "is it running?" if not pids else "make the rule narrower, e.g. add exe, pidfile or listen_port"
+        verb = "match" if pids else "matches"
+        raise MatchError(f"{instance.name}: {found} on {on} {verb} {instance.match.label}; {hint}")
+    start = alive_start(host.stat(pids[0]))
+    if start is None:
+        raise MatchError(f"{instance.name}: pid {pids[0]} on {on} matched {instance.match.label} and exited")
+    return instance.model_copy(update={"pid": pids[0], "start_time": start})
+
+
 def is_running(instance: ProcessInstance, hosts: ProcessHosts | None = None) -> bool:
     """True when the instance's recorded PID is alive (on its host) and is still the same process."""
     if instance.pid is None:
@@ -293,7 +337,10 @@ def wait_exit_on(host: ProcessHost, pid: int, timeout_s: float) -> float | None:
 
     def look() -> tuple[str | None, None]:
         host.reap(pid)
-        return (None if alive_start(host.stat(pid)) is None else f"pid {pid} still runs"), None
+        if alive_start(host.stat(pid)) is not None:
+            return f"pid {pid} still runs", None
+        host.reap(pid)  # it may have become a zombie between the first reap and the look: collect it now
+        return None, None
 
     try:
         return poll_until(look, timeout_s, host.poll_s, f"exited (pid {pid} on {host.label})")[1]

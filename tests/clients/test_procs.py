@@ -112,7 +112,7 @@ class _FakeHost:
 def test_wait_exit_on_counts_a_zombie_as_exited_and_reaps_each_look() -> None:
     host = _FakeHost(looks=3)
     waited = wait_exit_on(host, 42, 5.0)  # type: ignore[arg-type]  # only stat, reap, label and poll_s are used
-    assert waited is not None and waited < 5.0 and host.reaped == [42, 42, 42]
+    assert waited is not None and waited < 5.0 and host.reaped == [42, 42, 42, 42]  # and once more when gone
 
 
 def test_wait_exit_on_gives_none_once_the_time_is_up() -> None:
