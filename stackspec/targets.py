@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from stackspec.match import ProcessMatch
+
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -93,7 +95,12 @@ class ProcessInstance(_Strict):
     """One supervised OS process of a target group, with what it takes to identify and restart it."""
 
     name: str = Field(description="Unique instance name, e.g. 'matcher-1'.")
-    pid: int | None = Field(default=None, description="Current PID; null when known to be down.")
+    pid: int | None = Field(
+        default=None, description="Current PID; null when known to be down, or to be found by `match` at run time."
+    )
+    match: ProcessMatch | None = Field(
+        default=None, description="Rules that find the process on its host when a fault needs it (see ProcessMatch)."
+    )
     start_time: int | None = Field(
         default=None,
         description="Start time of the PID in clock ticks since boot (/proc/PID/stat field 22), "

@@ -15,7 +15,17 @@ from contextlib import AbstractContextManager
 from pydantic import JsonValue
 
 from clients.health import problem, role_at, role_problem, wait_healthy, wait_stable
-from clients.procs import ProcessHost, ProcessHosts, alive_start, is_running, role_of, same_process, using_hosts
+from clients.procs import (
+    MatchError,
+    ProcessHost,
+    ProcessHosts,
+    alive_start,
+    found_by_rule,
+    is_running,
+    role_of,
+    same_process,
+    using_hosts,
+)
 from injectors.base import FaultPlan, Injector, RunContext, SpecT, TargetRef
 from injectors.errors import FaultStillPresentError, InjectionError, RollbackError, TargetNotFoundError
 from injectors.selection import Selection, select
@@ -36,6 +46,12 @@ def process_target(target: str, ctx: RunContext) -> ProcessTarget:
 def current_instance(target: str, ref: TargetRef, ctx: RunContext) -> ProcessInstance:
     for instance in process_target(target, ctx).instances:
         if instance.name == ref.id:
+            if instance.match is not None and instance.pid is None and isinstance(ref.detail.get("pid"), int):
+                # Found by its rule when the fault was planned, and that record is not in this stack's live
+                # state (a recover in a new process): the plan names the process, never a guess.
+                return instance.model_copy(
+                    update={"pid": ref.detail["pid"], "start_time": ref.detail.get("start_time")}
+                )
             return instance
     raise TargetNotFoundError(f"instance {ref.id!r} is no longer in target {target!r}")
 
@@ -48,14 +64,31 @@ def where(instance: ProcessInstance) -> Detail:
 def resolve_processes(
     target: str, selection: Selection | None, ctx: RunContext, hosts: ProcessHosts
 ) -> list[TargetRef]:
-    group = process_target(target, ctx)
-    chosen = select(
-        group.instances, selection, ctx.rng, name_of=lambda i: i.name, role_of=lambda i: role_of(i, hosts=hosts)
-    )
+    instances, unmatched = _found_by_rule(target, ctx, hosts)
+    chosen = select(instances, selection, ctx.rng, name_of=lambda i: i.name, role_of=lambda i: role_of(i, hosts=hosts))
+    problems = [unmatched[i.name] for i in chosen if i.name in unmatched]
+    if problems:
+        raise TargetNotFoundError("; ".join(problems))
     down = [i.name for i in chosen if not is_running(i, hosts)]
     if down:
         raise InjectionError(f"instance(s) {', '.join(down)} of {target!r} are not running")
     return [TargetRef(id=i.name, detail={"pid": i.pid, "start_time": i.start_time, **where(i)}) for i in chosen]
+
+
+def _found_by_rule(target: str, ctx: RunContext, hosts: ProcessHosts) -> tuple[list[ProcessInstance], dict[str, str]]:
+    """The target's instances, those with a `match` rule found on their hosts now (and recorded in the live
+    stack, so the rollback knows the PID); and, by name, why a rule found none or several."""
+    instances, unmatched = [], {}
+    for instance in process_target(target, ctx).instances:
+        try:
+            found = found_by_rule(hosts.of(instance), instance)
+        except MatchError as exc:
+            unmatched[instance.name] = str(exc)
+            found = instance
+        if found is not instance:
+            ctx.stack.replace_instance(target, found)
+        instances.append(found)
+    return instances, unmatched
 
 
 def ensure_running(
@@ -86,12 +119,13 @@ def ensure_running(
 def _adopt(plan: FaultPlan, ref: TargetRef, ctx: RunContext, host: ProcessHost, instance: ProcessInstance) -> Detail:
     """The service answers under a PID we do not know — a supervisor, a person, or an earlier rollback whose
     record was lost brought it back. Find that process and record it; never start a second copy."""
-    candidates = host.pids_running(instance.argv)
+    candidates = host.find(instance.match) if instance.match is not None else host.pids_running(instance.argv)
     on = f" on {host.label}" if instance.host is not None else ""
+    how = "matching its rule" if instance.match is not None else "with its command line"
     if len(candidates) != 1:
         found = "no process" if not candidates else f"{len(candidates)} processes ({', '.join(map(str, candidates))})"
         raise RollbackError(
-            f"{ref.id} answers its health check{on} but {found} with its command line runs there: "
+            f"{ref.id} answers its health check{on} but {found} {how} runs there: "
             "not starting a second copy; check which process serves it"
         )
     pid = candidates[0]

@@ -27,6 +27,7 @@ from injectors.errors import FaultStillPresentError, InjectionError
 from injectors.process.kill import ProcessKillInjector, ProcessKillSpec
 from injectors.process.pause import ProcessPauseInjector, ProcessPauseSpec
 from injectors.selection import Selection
+from stackspec.match import ProcessMatch
 from stackspec.targets import HttpHealth, ProcessInstance, ProcessTarget, SshHost, StackDescription
 from tests.injectors.sshd_server import Sshd, keygen, start_sshd
 from tests.support.cli_world import OK_STEADY, only_journal, write_experiment
@@ -195,6 +196,25 @@ def test_pause_over_ssh_then_resume(remote: LiveStack) -> None:
     assert state_of(pid) != "T" and instance(remote, "svc-2").pid == pid
     (verified,) = injector.verify_gone(plan, ctx)
     assert verified.ok, verified.error
+
+
+def test_a_match_rule_finds_the_process_over_ssh_and_the_fault_acts_on_it(remote: LiveStack, sshd: Sshd) -> None:
+    """No PID in the description: the rule (the port it listens on) is looked up on the host over SSH."""
+    known = instance(remote, "svc-2")
+    assert known.pid is not None
+    rule = ProcessMatch(listen_port=known.ports["http"], cmdline=r"svc\.py")
+    with SshSession(sshd.host()) as session:
+        assert RemoteHost(session).find(rule) == [known.pid]
+    remote.replace_instance("svc", known.model_copy(update={"pid": None, "start_time": None, "match": rule}))
+    ctx = ctx_for(remote)
+    injector = ProcessPauseInjector(ProcessPauseSpec())
+    plan = plan_for(injector, remote, Selection(name="svc-2"))
+    assert plan.targets[0].detail["pid"] == known.pid and plan.targets[0].detail["host"] == sshd.host().label
+    (result,) = injector.inject(plan, ctx)
+    assert result.ok, result.error
+    assert state_of(known.pid) == "T"
+    (undone,) = injector.rollback(plan, ctx)
+    assert undone.ok and state_of(known.pid) != "T"
 
 
 def test_chaos_recover_undoes_a_remote_kill_from_the_ledger_alone(
