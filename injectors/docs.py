@@ -48,6 +48,8 @@ def _type_of(prop: dict[str, Any]) -> str:
 def _default_of(name: str, prop: dict[str, Any], required: set[str]) -> str:
     if name in required:
         return "required"
+    if "default" not in prop and prop.get("type") in ("array", "object"):  # a default_factory: a new empty one
+        return "`[]`" if prop["type"] == "array" else "`{}`"
     default = prop.get("default")
     return "none" if default is None else f"`{json.dumps(default, ensure_ascii=False)}`"
 

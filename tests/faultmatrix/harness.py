@@ -66,7 +66,7 @@ from tradingstack.launcher import stack_status, stop_stack
 SCENARIOS: dict[str, Scenario] = scenarios()
 # Which test module runs which kinds: the stack they need, and the prefixes of their names.
 MODULES: dict[str, tuple[StackName, tuple[str, ...]]] = {
-    "test_ha_links_processes": ("ha", ("process.", "network.")),
+    "test_ha_links_processes": ("ha", ("process.", "network.", "host.")),
     "test_ha_middleware": ("ha", ("redis.", "zookeeper.")),
     "test_containers": ("containers", ("",)),
     "test_kube": ("kube", ("",)),
@@ -571,7 +571,8 @@ def run_cell(
         driver = drivers.take()
         try:
             cell: dict[str, Any] = dict(kind=kind, ending=ending, target=scenario.target, select=scenario.select)
-            cell |= dict(params=scenario.params, fault_s=scenario.fault_s, runs_dir=str(runs), run_dir=str(run_dir))
+            params = scenario.params | (scenario.params_from(stack.live()) if scenario.params_from else {})
+            cell |= dict(params=params, fault_s=scenario.fault_s, runs_dir=str(runs), run_dir=str(run_dir))
             driver.send(json.dumps(cell | stack.cell()))
             injected = driver.expect("injected", INJECT_TIMEOUT_S)
             assert injected["ok"], f"injection failed: {injected['error']}"

@@ -32,6 +32,8 @@ class Scenario:
     select: dict[str, Any] | None = None
     fault_s: float = 1.0  # the fault's duration in the normal ending
     stack: StackName = "ha"  # the `<stack>_stack` fixture the cells run against
+    # More params read off the live stack when the cell starts (e.g. a port the stack chose at start-up).
+    params_from: Callable[[Live], dict[str, Any]] | None = None
 
 
 def scenarios() -> dict[str, Scenario]:
