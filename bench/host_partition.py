@@ -26,12 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.context import EngineContext  # noqa: E402
-from engine.events import EventBus  # noqa: E402
-from engine.stack import LiveStack  # noqa: E402
-from injectors.base import FaultPlan  # noqa: E402
-from injectors.host.partition import HostPartitionInjector, HostPartitionSpec  # noqa: E402
-from stackspec.targets import ProcessInstance, ProcessTarget, SshHost, StackDescription  # noqa: E402
+from engine.context import EngineContext
+from engine.events import EventBus
+from engine.stack import LiveStack
+from injectors.base import FaultPlan
+from injectors.host.partition import HostPartitionInjector, HostPartitionSpec
+from stackspec.targets import ProcessInstance, ProcessTarget, SshHost, StackDescription
 
 
 def _cut(port: int) -> bool:
