@@ -44,10 +44,12 @@ def exchange(address: str, payload: bytes, timeout_s: float, until: bytes | None
 
 def client_address(instance: ProcessInstance, health_type: type[AddressHealth]) -> str:
     """host:port clients reach an instance at: its health check of `health_type`, else its `client` port on
-    loopback; NotFoundError when it has neither."""
+    its host (the `host` address it is reached at over SSH; loopback on this host); NotFoundError when it
+    has neither."""
     field, label = _ADDRESS_OF[health_type]
     if isinstance(instance.health, health_type):
         return str(getattr(instance.health, field))
     if "client" in instance.ports:
-        return f"127.0.0.1:{instance.ports['client']}"
+        host = instance.host.address if instance.host is not None else "127.0.0.1"
+        return f"{host}:{instance.ports['client']}"
     raise NotFoundError(f"instance {instance.name!r} has no {label} health check and no `client` port")

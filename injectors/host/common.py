@@ -152,7 +152,9 @@ class HostNetFault(Injector[HostNetSpecT]):
         """The table's ruleset for one host, and the far-side addresses it names."""
         addresses = peer_addresses(self.spec, faulted, ctx)
         if self.spec.peers and not addresses and not self.spec.ports:
-            raise TargetNotFoundError(f"the peers {self.spec.peers} leave no far side for {faulted or _LOCAL}")
+            raise TargetNotFoundError(
+                f"the peers {self.spec.peers} leave no far side for {faulted.label if faulted else _LOCAL}"
+            )
         if faulted is None and not self.spec.ports and any(net.is_loopback for net in networks(addresses)):
             raise InjectionError(
                 "on this host the far side includes loopback, which the runner itself talks over: "

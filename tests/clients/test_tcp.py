@@ -66,3 +66,10 @@ def test_client_address_reads_the_check_of_the_asked_kind(health: object, kind: 
 def test_client_address_names_the_instance_and_the_kind_when_it_has_neither() -> None:
     with pytest.raises(NotFoundError, match=r"^instance 'db' has no TCP health check and no `client` port$"):
         client_address(ProcessInstance(name="db", argv=["x"]), TcpHealth)
+
+
+def test_client_address_of_an_instance_on_another_host_is_its_client_port_on_that_host() -> None:
+    instance = ProcessInstance.model_validate(
+        {"name": "r", "argv": ["x"], "ports": {"client": 6379}, "host": {"address": "10.0.0.7", "user": "chaos"}}
+    )
+    assert client_address(instance, RedisHealth) == "10.0.0.7:6379"

@@ -177,7 +177,7 @@ def test_a_missing_nft_is_refused_at_resolve_naming_the_package(
         Nft(LocalShell(), program="nft-absent").tables()
     monkeypatch.setattr("injectors.host.common.Nft", functools.partial(Nft, program="nft-absent"))
     injector = HostPartitionInjector(HostPartitionSpec(ports=[free_port()]))
-    with pytest.raises(TargetNotFoundError, match="apt-get install nftables"):
+    with pytest.raises(TargetNotFoundError, match=r"install it \(Debian: apt-get"):
         injector.resolve("app", None, ctx_for(stack_with(tmp_path, app=None)))
 
 

@@ -406,6 +406,10 @@ def test_chaos_run_with_two_workers_passes_and_journals_them(tmp_path: Path) -> 
         ("duration: 30s", "duration: 22s\n  workers: 2"),
         ("at: 8s", "at: 8s"),
         ("duration: 6s", "duration: 4s"),
+        # This test is about the workers. Three Locust processes beside the stack, on a 2-core machine that
+        # runs the rest of the suite, pushed the recovery p99 to 307 ms in one run: the 250 ms the shipped
+        # experiment holds a quiet machine to is not what is under test here.
+        ("max: 250", "max: 1000"),
     ]:
         assert old in text, f"ci-smoke.yaml no longer contains {old!r}"
         text = text.replace(old, new)
