@@ -97,6 +97,7 @@ def _ips(address: str) -> list[str]:
 def peer_addresses(spec: HostNetSpec, faulted: SshHost | None, ctx: RunContext) -> list[str]:
     """The far side's addresses as the faulted host sees them: its peers' hosts, then `addresses`."""
     found: list[str] = []
+    own = set(_ips(faulted.address)) if faulted is not None else set()  # resolved once, not once a peer
     for name in spec.peers:
         for instance in process_target(name, ctx).instances:
             if instance.host is not None:
@@ -108,7 +109,7 @@ def peer_addresses(spec: HostNetSpec, faulted: SshHost | None, ctx: RunContext) 
                     f"peer {instance.name} of {name!r} runs on the runner's host, whose address {faulted.label} "
                     "would see is unknown: give it in `addresses`"
                 )
-            found += [ip for ip in ips if faulted is None or ip not in _ips(faulted.address)]
+            found += [ip for ip in ips if ip not in own]
     found += spec.addresses
     return list(dict.fromkeys(found))
 
