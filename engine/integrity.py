@@ -39,6 +39,9 @@ ATTRIBUTION_S = 2.0
 HTTP_TIMEOUT_S = 5.0
 HTTP_ATTEMPTS = 3
 QUERY_THREADS = 16
+# An acknowledged order not found is looked up once more this much later before it counts as lost: a write
+# still on its way (replication, a write-behind cache) is not a loss.
+MISSING_GRACE_S = 3.0
 REFERENCE_CHECKS = (
     "acknowledged_orders_persisted",
     "no_duplicate_order_ids",
@@ -212,6 +215,13 @@ def _acknowledged_orders_persisted(ctx: IntegrityContext) -> Outcome:
     latest = {ack.order_id: ack for ack in ctx.ledger.acks}  # an order acknowledged twice: the later answer
     with ThreadPoolExecutor(max_workers=QUERY_THREADS) as pool:
         answers = list(pool.map(lambda ack: _fetch_order(gateway, ack.order_id), latest.values()))
+        missing = [i for i, (status, _) in enumerate(answers) if status == 404]
+        if missing:  # a write still on its way (replication, write-behind) is not a loss: look once more
+            time.sleep(MISSING_GRACE_S)
+            acks = list(latest.values())
+            again = pool.map(lambda i: _fetch_order(gateway, acks[i].order_id), missing)
+            for i, answer in zip(missing, again, strict=True):
+                answers[i] = answer
     examples: list[dict[str, Any]] = []
     for ack, (status, order) in zip(latest.values(), answers, strict=True):
         found = "missing" if order is None else _difference(ack, order, ack.order_id in ctx.ledger.cancels)

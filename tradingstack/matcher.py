@@ -37,8 +37,9 @@ ID_BLOCK = 1000
 MAX_BATCH = 500
 # Client order ids remembered by a leader for idempotent retries (older ones are looked up in Redis).
 MAX_REMEMBERED_CLIENT_IDS = 200_000
-# --unsafe-ack: orders are acknowledged at once and written this often (write-behind). Deliberately lossy.
-UNSAFE_WRITE_BEHIND_S = 0.5
+# --unsafe-ack: orders are acknowledged at once and written only once they are this old (write-behind).
+# Deliberately lossy: a crash always loses what was acknowledged in the last interval, not a random part of it.
+UNSAFE_WRITE_BEHIND_S = 1.5
 # Leader and follower are the settled roles. A matcher is a candidate for a moment between election
 # rounds or while it takes over; one that stays candidate longer than this is not in the election
 # (e.g. it cannot queue in ZooKeeper) and its health says so (503), though both of its links are fine.
@@ -54,6 +55,7 @@ class _Commit:
     ops: list[Op]
     answer: dict[str, Any]
     client_key: tuple[str, str] | None = None
+    queued_at: float = field(default_factory=time.monotonic)
     done: asyncio.Future[dict[str, Any]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -297,11 +299,20 @@ class MatchingEngine:
         if key is not None and self._client_ids.get(key) is commit.done:
             del self._client_ids[key]
 
+    async def _due(self) -> int:
+        """How many queued commits to write now: all (up to a batch), or with --unsafe-ack those old enough."""
+        if not self.unsafe_ack:
+            return min(MAX_BATCH, len(self._queue))
+        await asyncio.sleep(max(0.0, self._queue[0].queued_at + UNSAFE_WRITE_BEHIND_S - time.monotonic()))
+        due = time.monotonic() - UNSAFE_WRITE_BEHIND_S
+        count = 0
+        while count < min(MAX_BATCH, len(self._queue)) and self._queue[count].queued_at <= due:
+            count += 1
+        return max(count, 1)
+
     async def _commit_loop(self) -> None:
         while self._queue:
-            if self.unsafe_ack:
-                await asyncio.sleep(UNSAFE_WRITE_BEHIND_S)
-            batch = [self._queue.popleft() for _ in range(min(MAX_BATCH, len(self._queue)))]
+            batch = [self._queue.popleft() for _ in range(await self._due())]
             try:
                 await self._fenced(self.store.apply(batch[0].epoch, [op for c in batch for op in c.ops]))
             except BaseException as exc:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from engine import integrity
 from engine.integrity import (
     ATTRIBUTION_S,
     GENERIC_CHECKS,
@@ -63,6 +64,12 @@ def gateway() -> Iterator[dict[str, dict[str, Any]]]:
     yield orders
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def no_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A missing order's second look comes at once here (the grace is for a real system's writes in flight)."""
+    monkeypatch.setattr(integrity, "MISSING_GRACE_S", 0.0)
 
 
 def ack(order_id: str, t: float, **changes: Any) -> dict[str, Any]:
@@ -187,6 +194,37 @@ def test_all_accounted_for_meets_the_rpo_objective(tmp_path: Path, gateway: dict
     assert run_integrity(journal, exp, fake_stack(), url, tmp_path / "ledger") is True
     assert journal.lost_orders == [] and [(r.fault_index, r.lost) for r in journal.rpo] == [(1, 0)]
     assert [(o.observed, o.met) for o in journal.objectives] == [(0, True)]
+
+
+def test_an_order_written_late_is_looked_up_again_and_not_counted_lost(tmp_path: Path) -> None:
+    """A write-behind or replicated store shows an acknowledged order a moment later: that is no loss."""
+    entries = [ack("1", T0 + 1), ack("2", T0 + 2), ack("3", T0 + 3)]
+    stored = {e["order_id"]: as_stored(e) for e in entries[:2]}
+    asked: dict[str, int] = {}
+
+    class Late(_Orders):
+        orders = stored
+
+        def do_GET(self) -> None:
+            order_id = self.path.removeprefix("/orders/")
+            asked[order_id] = asked.get(order_id, 0) + 1
+            if order_id == "2" and asked[order_id] == 1:  # not written yet at the first look
+                self.orders = {}
+            super().do_GET()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Late)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        write_ledger(tmp_path / "ledger", "w.jsonl", entries)
+        journal = journal_with_fault(T0 + 10)
+        exp = experiment(tmp_path, '["acknowledged_orders_persisted"]')
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        assert run_integrity(journal, exp, fake_stack(), url, tmp_path / "ledger") is False
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [(o.order_id, o.found) for o in journal.lost_orders] == [("3", "missing")]  # never written
+    assert asked == {"1": 1, "2": 2, "3": 2}  # only the missing ones looked up again
 
 
 def test_an_unreachable_system_is_not_a_pass(tmp_path: Path) -> None:
