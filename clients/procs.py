@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shlex
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
 from clients.errors import NotFoundError
 from clients.health import role_at
+from clients.host_scripts import LIST_SCRIPT, NO_TEMP_FILE, OUTPUT_TAIL_BYTES, has_program_argv, run_script
+from clients.host_scripts import restart_script as restart_script
 from clients.poll import PollTimeout, poll_until
 from clients.proc_match import local_matches, remote_matches, remote_script
 from stackspec.match import ProcessMatch
@@ -26,8 +29,6 @@ from stackspec.targets import ProcessInstance, SshHost
 
 if TYPE_CHECKING:
     from clients.ssh import SshSession
-
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def parse_stat(stat: str) -> tuple[str, int]:
@@ -123,6 +124,15 @@ class ProcessHost(Protocol):
         """PIDs of live processes there that satisfy every rule of `rule`."""
         ...
 
+    def run(self, argv: list[str], timeout_s: float) -> tuple[int, str]:
+        """Run `argv` there without a shell, its output in a temporary file (a daemon it starts cannot hold us);
+        returns (exit status, the output's tail). Raises OSError when it cannot run or outlasts `timeout_s`."""
+        ...
+
+    def has_program(self, name: str) -> bool:
+        """True when `name` (a path, or a program in PATH) can be run there."""
+        ...
+
 
 def local_pids_running(argv: list[str]) -> list[int]:
     wanted = "\0".join(argv).encode() + b"\0"
@@ -136,14 +146,6 @@ def local_pids_running(argv: list[str]) -> list[int]:
             except OSError:
                 continue  # gone while we looked
     return sorted(found)
-
-
-# Prints "PID<TAB>argv joined by 0x1f" for every process; argv bytes never pass through a shell word.
-_LIST_SCRIPT = r"""for d in /proc/[0-9]*; do
-  c=$(tr '\000' '\037' <"$d/cmdline" 2>/dev/null) || continue
-  [ -n "$c" ] && printf '%s\t%s\n' "${d#/proc/}" "$c"
-done
-"""
 
 
 class LocalHost:
@@ -169,6 +171,14 @@ class LocalHost:
 
     def find(self, rule: ProcessMatch) -> list[int]:
         return local_matches(rule)
+
+    def run(self, argv: list[str], timeout_s: float) -> tuple[int, str]:
+        return run_local(argv, timeout_s)
+
+    def has_program(self, name: str) -> bool:
+        if "/" in name:
+            return os.path.isfile(name) and os.access(name, os.X_OK)
+        return shutil.which(name) is not None
 
 
 class RemoteHost:
@@ -204,7 +214,7 @@ class RemoteHost:
         """Nothing to do: the remote shell that started the process has exited, so init reaps it."""
 
     def pids_running(self, argv: list[str]) -> list[int]:
-        code, out, err = self.session.run(["sh", "-s"], stdin=_LIST_SCRIPT)
+        code, out, err = self.session.run(["sh", "-s"], stdin=LIST_SCRIPT)
         if code != 0:
             raise OSError(f"listing the processes on {self.label} failed: {err.strip() or f'exit code {code}'}")
         wanted = "\x1f".join(argv) + "\x1f"
@@ -221,23 +231,40 @@ class RemoteHost:
             raise OSError(f"looking for {rule.label} on {self.label} failed: {err.strip() or f'exit code {code}'}")
         return [pid for pid in remote_matches(rule, out) if alive_start(self.stat(pid)) is not None]
 
+    def run(self, argv: list[str], timeout_s: float) -> tuple[int, str]:
+        # A little longer than the host's own `timeout`, so that its exit 124 is what we see.
+        code, out, err = self.session.run(["sh", "-s"], stdin=run_script(argv, timeout_s), timeout_s=timeout_s + 5)
+        if code == 125 and NO_TEMP_FILE in err:
+            raise OSError(f"{NO_TEMP_FILE} on {self.label}: {err.strip()}")
+        if code == 124:
+            raise OSError(f"`{shlex.join(argv)}` on {self.label} did not finish within {timeout_s:g}s (exit 124)")
+        return code, (out + err)[-OUTPUT_TAIL_BYTES:]
 
-def restart_script(instance: ProcessInstance) -> str:
-    """A POSIX sh script that starts the instance detached (setsid, nohup) and prints its PID; every value quoted."""
-    lines = ["set -e"]
-    if instance.cwd:
-        lines.append(f"cd -- {shlex.quote(instance.cwd)}")
-    for key, value in instance.env.items():
-        if not _ENV_NAME.match(key):
-            raise ValueError(f"{instance.name}: {key!r} is not a valid environment variable name")
-        # Expanded here, like a local restart, from the runner's environment.
-        lines.append(f"{key}={shlex.quote(os.path.expandvars(value))}; export {key}")
-    log = instance.log or "/dev/null"
-    if instance.log:
-        lines.append(f"mkdir -p -- {shlex.quote(str(PurePosixPath(instance.log).parent))}")
-    lines.append(f"{shlex.join(['setsid', 'nohup', *instance.argv])} >>{shlex.quote(log)} 2>&1 </dev/null &")
-    lines.append('echo "$!"')
-    return "\n".join(lines) + "\n"
+    def has_program(self, name: str) -> bool:
+        code, _, err = self.session.run(has_program_argv(name))
+        if code not in (0, 1, 127):
+            raise OSError(f"looking for {name} on {self.label} failed: {err.strip() or f'exit code {code}'}")
+        return code == 0
+
+
+def run_local(argv: list[str], timeout_s: float) -> tuple[int, str]:
+    """`ProcessHost.run` on this host: no shell, output to a temporary file, its own session, bounded."""
+    with tempfile.TemporaryFile() as out:
+        try:
+            proc = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=timeout_s,
+                start_new_session=True,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise OSError(f"`{shlex.join(argv)}` on this host did not finish within {timeout_s:g}s") from None
+        out.seek(0)
+        tail = out.read()[-OUTPUT_TAIL_BYTES:].decode(errors="replace")
+    return proc.returncode, tail
 
 
 LOCAL = LocalHost()

@@ -7,49 +7,54 @@ it through the run context; the process injector records restarts back into it.
 
 from __future__ import annotations
 
-import datetime
-import re
 from typing import Annotated, Any, Literal, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
+# Re-exported: the calendar lived here first, and engine, drills and tests import it from here.
+from stackspec.market_hours import WEEKDAYS as WEEKDAYS
+from stackspec.market_hours import MarketHours as MarketHours
+from stackspec.market_hours import Weekday as Weekday
 from stackspec.match import ProcessMatch
-
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from stackspec.restart import Restart
+from stackspec.strict import Strict as _Strict
 
 
 class HttpHealth(_Strict):
     """Healthy when a GET of `http` answers with `status` within `timeout_s`."""
 
-    http: str
-    status: int = 200
-    timeout_s: float = 1.0
+    http: str = Field(description="http(s) URL fetched with GET, e.g. http://127.0.0.1:8080/health.")
+    status: int = Field(default=200, description="The HTTP status that means healthy.")
+    timeout_s: float = Field(default=1.0, description="The request gives up after this long.")
+
+    @field_validator("http")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        scheme, _, rest = value.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest.split("/", 1)[0]:
+            raise ValueError(f"`http` must be an http(s) URL such as http://127.0.0.1:8080/health, not {value!r}")
+        return value
 
 
 class TcpHealth(_Strict):
     """Healthy when a TCP connection to `tcp` ("host:port") is accepted."""
 
-    tcp: str
-    timeout_s: float = 1.0
+    tcp: str = Field(description='Address as "host:port", e.g. 127.0.0.1:5432.')
+    timeout_s: float = Field(default=1.0, description="Connecting gives up after this long.")
 
 
 class RedisHealth(_Strict):
     """Healthy when a Redis server at `redis` ("host:port") answers PING with PONG."""
 
-    redis: str
-    timeout_s: float = 1.0
+    redis: str = Field(description='Address of the Redis server as "host:port".')
+    timeout_s: float = Field(default=1.0, description="Connecting and PING give up after this long.")
 
 
 class ZooKeeperHealth(_Strict):
     """Healthy when a ZooKeeper server at `zookeeper` ("host:port") reports a serving Mode to `srvr`."""
 
-    zookeeper: str
-    timeout_s: float = 1.0
+    zookeeper: str = Field(description='Address of the ZooKeeper client port as "host:port".')
+    timeout_s: float = Field(default=1.0, description="Connecting and `srvr` give up after this long.")
 
 
 HealthCheck = HttpHealth | TcpHealth | RedisHealth | ZooKeeperHealth
@@ -63,7 +68,7 @@ class SshHost(_Strict):
     """
 
     address: str = Field(min_length=1, description="Host name or IP address of the SSH server.")
-    port: int = Field(default=22, ge=1, le=65535)
+    port: int = Field(default=22, ge=1, le=65535, description="TCP port of the SSH server.")
     user: str = Field(min_length=1, description="Remote user; needs to be allowed to signal the process.")
     key_file: str | None = Field(
         default=None, description="Private key file (OpenSSH format); null: the keys of the running ssh-agent."
@@ -106,34 +111,54 @@ class ProcessInstance(_Strict):
         description="Start time of the PID in clock ticks since boot (/proc/PID/stat field 22), "
         "so a recycled PID is never mistaken for this process.",
     )
-    argv: list[str] = Field(min_length=1, description="Command line used to (re)start the process.")
-    cwd: str | None = None
+    argv: list[str] = Field(
+        default_factory=list,
+        description="Command line used to (re)start the process; may be left out when `restart` is by command "
+        "or supervisor and `match` finds the process.",
+    )
+    cwd: str | None = Field(default=None, description="Working directory when restarting; default: the runner's.")
     env: dict[str, str] = Field(default_factory=dict, description="Environment added when restarting.")
     log: str | None = Field(default=None, description="File that receives stdout and stderr.")
-    health: HealthCheck | None = None
+    health: HealthCheck | None = Field(
+        default=None, description="How to tell the process is up (http, tcp, redis, zookeeper); checked after rollback."
+    )
     role_url: str | None = Field(
         default=None, description='URL answering JSON {"role": ...}; used by `select: {role: ...}`.'
     )
-    ports: dict[str, int] = Field(default_factory=dict)
+    ports: dict[str, int] = Field(
+        default_factory=dict,
+        description="Named TCP ports of the process; Redis and ZooKeeper faults need `client` (the client port).",
+    )
     host: SshHost | None = Field(
         default=None,
         description="The host the process runs on, reached over SSH (bare metal); null: this host. "
         "`cwd`, `log` and `argv` are then paths on that host.",
     )
+    restart: Restart | None = Field(
+        default=None, description="How a rollback brings the process back (see Restart); null: from `argv`."
+    )
+
+    @model_validator(mode="after")
+    def _restartable(self) -> Self:
+        by = self.restart.by if self.restart is not None else "argv"
+        if not self.argv and (by == "argv" or self.match is None):
+            need = "`match` rules that find it" if by != "argv" else "`restart` by command or supervisor and `match`"
+            raise ValueError(f"instance {self.name!r} has no `argv`: give its command line, or {need}")
+        return self
 
 
 class ProcessTarget(_Strict):
     """A group of interchangeable processes, on this host or on hosts reached over SSH, e.g. all matching engines."""
 
-    kind: Literal["process"] = "process"
-    description: str = ""
-    instances: list[ProcessInstance] = Field(min_length=1)
+    kind: Literal["process"] = Field(default="process", description="Target kind; may be left out for processes.")
+    description: str = Field(default="", description="What the target is, for people reading plans and reports.")
+    instances: list[ProcessInstance] = Field(min_length=1, description="The processes of the group.")
 
 
 class ToxiproxyEndpoint(_Strict):
     """Where a Toxiproxy HTTP API answers: the embedded server or a real Toxiproxy."""
 
-    url: str = Field(default="http://127.0.0.1:8474", pattern=r"^https?://")
+    url: str = Field(default="http://127.0.0.1:8474", pattern=r"^https?://", description="Base URL of the API.")
     timeout_s: float = Field(default=2.0, gt=0, description="Every API call gives up after this long.")
 
 
@@ -155,8 +180,8 @@ class LinkTarget(_Strict):
     server) process reports that role: "the matching-engine leader's link to ZooKeeper".
     """
 
-    kind: Literal["link"] = "link"
-    description: str = ""
+    kind: Literal["link"] = Field(default="link", description="Target kind.")
+    description: str = Field(default="", description="What the target is, for people reading plans and reports.")
     client_target: str | None = Field(default=None, description="Process target whose instances are the clients.")
     server_target: str | None = Field(default=None, description="Process target whose instances are the servers.")
     role_from: Literal["client", "server"] = Field(
@@ -165,7 +190,7 @@ class LinkTarget(_Strict):
     toxiproxy: ToxiproxyEndpoint | None = Field(
         default=None, description="Toxiproxy API for these links; default: the stack's `toxiproxy`."
     )
-    instances: list[LinkInstance] = Field(min_length=1)
+    instances: list[LinkInstance] = Field(min_length=1, description="The links of the group.")
 
 
 class ContainerInstance(_Strict):
@@ -192,14 +217,14 @@ class ContainerTarget(_Strict):
     may name its health URL and role URL in the labels `chaos.health_url` and `chaos.role_url`.
     """
 
-    kind: Literal["container"] = "container"
-    description: str = ""
+    kind: Literal["container"] = Field(default="container", description="Target kind.")
+    description: str = Field(default="", description="What the target is, for people reading plans and reports.")
     engine_url: str | None = Field(
         default=None,
         description="Docker Engine API address (unix:///path/to.sock or tcp://host:port); default: $DOCKER_HOST.",
     )
     timeout_s: float = Field(default=10.0, gt=0, description="Every engine API call gives up after this long.")
-    containers: list[ContainerInstance] = Field(default_factory=list)
+    containers: list[ContainerInstance] = Field(default_factory=list, description="Containers listed by name or id.")
     labels: dict[str, str] = Field(
         default_factory=dict, description="Label selector: containers carrying every one of these labels."
     )
@@ -249,9 +274,9 @@ class KubernetesAccess(_Strict):
 class KubernetesTarget(_Strict):
     """Kubernetes objects of one namespace: pods by label selector, one Deployment, or nodes by label selector."""
 
-    kind: Literal["kubernetes"] = "kubernetes"
-    description: str = ""
-    api: KubernetesAccess = Field(default_factory=KubernetesAccess)
+    kind: Literal["kubernetes"] = Field(default="kubernetes", description="Target kind.")
+    description: str = Field(default="", description="What the target is, for people reading plans and reports.")
+    api: KubernetesAccess = Field(default_factory=KubernetesAccess, description="How to reach the Kubernetes API.")
     resource: Literal["pods", "deployment", "nodes"] = Field(
         description="What the target's instances are: pods (of `label_selector`), a Deployment, or nodes."
     )
@@ -290,59 +315,6 @@ Target = Annotated[
 ]
 
 
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-class MarketHours(_Strict):
-    """When the system trades: no drill may run then unless the operator overrides it explicitly.
-
-    The default is China A-share continuous trading: 09:30-11:30 and 13:00-15:00 Asia/Shanghai,
-    Monday to Friday.
-    """
-
-    timezone: str = Field(default="Asia/Shanghai", description="IANA time zone of the sessions.")
-    weekdays: list[Weekday] = Field(
-        default_factory=lambda: list(WEEKDAYS[:5]), description="Days with trading sessions."
-    )
-    sessions: list[str] = Field(
-        default_factory=lambda: ["09:30-11:30", "13:00-15:00"],
-        description="Trading sessions as HH:MM-HH:MM (start inclusive, end exclusive), local time.",
-    )
-    closed: list[str] = Field(
-        default_factory=list, description="Dates (YYYY-MM-DD) without trading, e.g. public holidays."
-    )
-
-    @model_validator(mode="after")
-    def _valid(self) -> Self:
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {self.timezone!r} (use an IANA name such as Asia/Shanghai)") from None
-        for session in self.sessions:
-            start, _, end = session.partition("-")
-            if not (_HHMM.match(start) and _HHMM.match(end) and start < end):
-                raise ValueError(f"session {session!r} is not HH:MM-HH:MM with the start before the end")
-        for day in self.closed:
-            try:
-                datetime.date.fromisoformat(day)
-            except ValueError:
-                raise ValueError(f"closed date {day!r} is not YYYY-MM-DD") from None
-        return self
-
-    def session_at(self, when: datetime.datetime) -> str | None:
-        """The session `when` (timezone-aware) falls in, or None outside trading hours."""
-        local = when.astimezone(ZoneInfo(self.timezone))
-        if WEEKDAYS[local.weekday()] not in self.weekdays or local.date().isoformat() in self.closed:
-            return None
-        clock = local.strftime("%H:%M")
-        for session in self.sessions:
-            start, _, end = session.partition("-")
-            if start <= clock < end:
-                return session
-        return None
-
-
 class AuditCommand(_Strict):
     """A command that checks the system's own data invariants and prints one JSON report (docs/integrity.md).
 
@@ -362,9 +334,9 @@ class AuditCommand(_Strict):
 class StackDescription(_Strict):
     """Everything a run needs to find its targets."""
 
-    schema_version: Literal[1] = 1
-    name: str
-    profile: str | None = None
+    schema_version: Literal[1] = Field(default=1, description="Format version of the stack description; 1.")
+    name: str = Field(description="Name of the system, as plans, journals and reports show it.")
+    profile: str | None = Field(default=None, description="Reference stack profile that wrote it; null for yours.")
     production: bool = Field(
         default=False, description="Marks a production system; runs against it need explicit consent."
     )
@@ -383,7 +355,9 @@ class StackDescription(_Strict):
         description="Named service addresses (http URLs, or host:port for TCP services such as Redis); "
         "an http URL can be the load target and {name} in probe URLs.",
     )
-    targets: dict[str, Target] = Field(default_factory=dict)
+    targets: dict[str, Target] = Field(
+        default_factory=dict, description="Named target groups (process, link, container, kubernetes) faults act on."
+    )
     toxiproxy: ToxiproxyEndpoint | None = Field(
         default=None, description="The Toxiproxy API through which the stack's links can be degraded."
     )

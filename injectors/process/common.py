@@ -9,6 +9,7 @@ once against that small interface.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from contextlib import AbstractContextManager
 
@@ -28,6 +29,9 @@ from clients.procs import (
 )
 from injectors.base import FaultPlan, Injector, RunContext, SpecT, TargetRef
 from injectors.errors import FaultStillPresentError, InjectionError, RollbackError, TargetNotFoundError
+from injectors.process._restart import bring_back, check_program
+from injectors.process._restart import managed as managed
+from injectors.process._restart import run_command as run_command
 from injectors.selection import Selection, select
 from stackspec.targets import ProcessInstance, ProcessTarget
 
@@ -64,7 +68,7 @@ def where(instance: ProcessInstance) -> Detail:
 def resolve_processes(
     target: str, selection: Selection | None, ctx: RunContext, hosts: ProcessHosts
 ) -> list[TargetRef]:
-    instances, unmatched = _found_by_rule(target, ctx, hosts)
+    instances, unmatched = found_by_rules(target, ctx, hosts)
     chosen = select(instances, selection, ctx.rng, name_of=lambda i: i.name, role_of=lambda i: role_of(i, hosts=hosts))
     problems = [unmatched[i.name] for i in chosen if i.name in unmatched]
     if problems:
@@ -72,10 +76,12 @@ def resolve_processes(
     down = [i.name for i in chosen if not is_running(i, hosts)]
     if down:
         raise InjectionError(f"instance(s) {', '.join(down)} of {target!r} are not running")
+    for instance in chosen:
+        check_program(hosts.of(instance), target, instance)  # a restart that cannot work: refuse before any fault
     return [TargetRef(id=i.name, detail={"pid": i.pid, "start_time": i.start_time, **where(i)}) for i in chosen]
 
 
-def _found_by_rule(target: str, ctx: RunContext, hosts: ProcessHosts) -> tuple[list[ProcessInstance], dict[str, str]]:
+def found_by_rules(target: str, ctx: RunContext, hosts: ProcessHosts) -> tuple[list[ProcessInstance], dict[str, str]]:
     """The target's instances, those with a `match` rule found on their hosts now (and recorded in the live
     stack, so the rollback knows the PID); and, by name, why a rule found none or several."""
     instances, unmatched = [], {}
@@ -91,6 +97,33 @@ def _found_by_rule(target: str, ctx: RunContext, hosts: ProcessHosts) -> tuple[l
     return instances, unmatched
 
 
+def refuse_loopback(target: str, instance: ProcessInstance, address: str) -> None:
+    """A node on another host whose address is loopback would be this runner's own loopback: refused.
+
+    Only when the SSH host itself is not a loopback address (a test, or a tunnel, may reach "another host"
+    at 127.0.0.1, and then loopback is where the node really answers).
+    """
+    if instance.host is None or is_loopback(instance.host.address):
+        return
+    node = address.rpartition(":")[0].strip("[]")
+    if is_loopback(node):
+        raise TargetNotFoundError(
+            f"target {target!r}, instance {instance.name} runs on {instance.host.label} but its address {address} "
+            f"is loopback, which from here is this runner's own host; give its health check (or `host.address` "
+            f"with `ports.client`) the address it serves on at {instance.host.address}"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1, or the name localhost."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def ensure_running(
     plan: FaultPlan, ref: TargetRef, ctx: RunContext, ready_timeout_s: float, hosts: ProcessHosts
 ) -> Detail:
@@ -101,9 +134,13 @@ def ensure_running(
         if instance.health is not None and problem(instance.health) is not None:
             wait_healthy(instance.health, ready_timeout_s)
         return {"restarted": False, "pid": instance.pid, **where(instance)}
-    if instance.health is not None and problem(instance.health) is None:
+    how: Detail = {"restart_by": instance.restart.by} if instance.restart is not None else {}
+    if managed(instance) is not None:
+        restarted, how = bring_back(host, instance, (ref.detail.get("pid"), ref.detail.get("start_time")))
+    elif instance.health is not None and problem(instance.health) is None:
         return _adopt(plan, ref, ctx, host, instance)
-    restarted = host.spawn(instance)
+    else:
+        restarted = host.spawn(instance)
     ctx.stack.replace_instance(plan.target, restarted)
     waited = wait_healthy(restarted.health, ready_timeout_s) if restarted.health else 0.0
     # Without a health check, a process that dies on start-up would still look alive for a moment.
@@ -112,8 +149,8 @@ def ensure_running(
         host.reap(restarted.pid)
     if not same_process(host, restarted):
         on = f" on {host.label}" if instance.host is not None else ""
-        raise RollbackError(f"{ref.id} exited right after restart{on}; see {restarted.log}")
-    return {"restarted": True, "pid": restarted.pid, "ready_after_s": round(waited, 3), **where(instance)}
+        raise RollbackError(f"{ref.id} exited right after restart{on}; see {restarted.log or 'its log'}")
+    return {"restarted": True, "pid": restarted.pid, "ready_after_s": round(waited, 3), **how, **where(instance)}
 
 
 def _adopt(plan: FaultPlan, ref: TargetRef, ctx: RunContext, host: ProcessHost, instance: ProcessInstance) -> Detail:
@@ -144,10 +181,10 @@ def _check_alive(host: ProcessHost, instance: ProcessInstance) -> None:
         raise FaultStillPresentError(f"{instance.name} (pid {instance.pid}) is still stopped")
 
 
-def check_running(plan: FaultPlan, ref: TargetRef, ctx: RunContext) -> Detail:
+def check_running(plan: FaultPlan, ref: TargetRef, ctx: RunContext, hosts: ProcessHosts | None = None) -> Detail:
     """One look: the process runs and is not stopped (its health is judged with its set: Redis, ZooKeeper)."""
     instance = current_instance(plan.target, ref, ctx)
-    with using_hosts(None) as using:
+    with using_hosts(hosts) as using:
         _check_alive(using.of(instance), instance)
     return {"pid": instance.pid, **where(instance)}
 
@@ -198,9 +235,10 @@ def identified_pid(plan: FaultPlan, ref: TargetRef, ctx: RunContext, hosts: Proc
 class ProcessFault(Injector[SpecT]):
     """Shared by the process kinds: one `ProcessHosts` whose SSH connections live for one step."""
 
-    def __init__(self, spec: SpecT) -> None:
+    def __init__(self, spec: SpecT, hosts: ProcessHosts | None = None) -> None:
         super().__init__(spec)
-        self.hosts = ProcessHosts()
+        # A Redis or ZooKeeper kind passes its own: one set of SSH connections for the whole step.
+        self.hosts = hosts if hosts is not None else ProcessHosts()
 
     def session(self) -> AbstractContextManager[object]:
         return self.hosts  # closes the step's SSH connections at its end

@@ -13,6 +13,10 @@ and all of that, with the same primary and the same Sentinel configuration epoch
 `STABLE_WINDOW_S` (`clients.redis_set.RedisSet.wait_settled`): one look can catch a set that is whole for a
 moment while a failover is still under way.
 
+A node may run on another host (its instance has `host:`): signals and restarts then go over SSH, through
+the process kinds' hosts, one connection per host for a whole step; Sentinel and the nodes are asked over
+the network at their addresses (the health check, else `ports.client` on the host's address).
+
 Every Redis call uses a fresh connection with explicit timeouts and no retries: redis-py's default
 retries would hide the very faults injected here.
 """
@@ -20,18 +24,28 @@ retries would hide the very faults injected here.
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import ClassVar, TypeVar
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field, JsonValue
 
 from clients.errors import NotSettledError
 from clients.health import split_hostport
-from clients.procs import is_running
+from clients.procs import ProcessHosts, is_running
 from clients.redis_set import NoPrimaryError, RedisSet, address_of
 from clients.watch import ChangeWatch
 from injectors.base import FaultPlan, FaultSpec, Injector, Outcome, RunContext, TargetRef
-from injectors.errors import FaultStillPresentError, InjectionError, SelectionError
-from injectors.process.common import check_running, current_instance, process_target
+from injectors.errors import FaultStillPresentError, InjectionError, SelectionError, TargetNotFoundError
+from injectors.process.common import (
+    ProcessFault,
+    check_running,
+    current_instance,
+    found_by_rules,
+    managed,
+    process_target,
+    refuse_loopback,
+    where,
+)
 from injectors.selection import Selection
 
 
@@ -63,12 +77,21 @@ def settled_set(redis_set: RedisSet, timeout_s: float) -> dict[str, JsonValue]:
         raise FaultStillPresentError(str(exc)) from exc
 
 
-def node_ref(redis_set: RedisSet, name: str, primary: bool) -> TargetRef:
-    """The target ref of one node, refused when its recorded process is not running."""
+def node_ref(
+    redis_set: RedisSet, name: str, primary: bool, hosts: ProcessHosts, unmatched: dict[str, str] | None = None
+) -> TargetRef:
+    """The target ref of one node, refused when its `match` rules found no process or it is not running."""
+    if unmatched and name in unmatched:
+        raise TargetNotFoundError(unmatched[name])
     instance = redis_set.instances[name]
-    if not is_running(instance):
+    if not is_running(instance, hosts):
         raise InjectionError(f"{name}'s recorded process (pid {instance.pid}) is not running")
-    detail = {"pid": instance.pid, "start_time": instance.start_time, "address": redis_set.nodes[name]}
+    detail = {
+        "pid": instance.pid,
+        "start_time": instance.start_time,
+        "address": redis_set.nodes[name],
+        **where(instance),
+    }
     return TargetRef(id=name, detail={**detail, "primary": primary})
 
 
@@ -99,17 +122,34 @@ class RedisInjector(Injector[SentinelSpecT]):
 
     def __init__(self, spec: SentinelSpecT) -> None:
         super().__init__(spec)
+        self.hosts = ProcessHosts()  # SSH connections to the nodes' hosts, shared by a step, closed at its end
         self._watches: dict[str, ChangeWatch] = {}
         self._rejoined: dict[str, str] = {}  # node → "replica of X", as the rollback restarted it
+
+    def session(self) -> AbstractContextManager[object]:
+        return self.hosts
 
     def redis_set(self, target: str, ctx: RunContext) -> RedisSet:
         return redis_set_of(target, self.spec.sentinels, self.spec.master, ctx)
 
+    def resolved_set(self, target: str, ctx: RunContext) -> tuple[RedisSet, dict[str, str]]:
+        """The set at resolve: nodes with `match` rules found on their hosts (and, by name, why one was not);
+        a node or Sentinel on another host at a loopback address refused."""
+        _, unmatched = found_by_rules(target, ctx, self.hosts)
+        redis_set = self.redis_set(target, ctx)
+        for name, instance in redis_set.instances.items():
+            refuse_loopback(target, instance, redis_set.nodes[name])
+        for sentinel, address in zip(
+            process_target(self.spec.sentinels, ctx).instances, redis_set.sentinels, strict=True
+        ):
+            refuse_loopback(self.spec.sentinels, sentinel, address)
+        return redis_set, unmatched
+
     def find_targets(self, target: str, select: Selection | None, ctx: RunContext) -> list[TargetRef]:
         if select is not None:
             raise SelectionError(f"{self.kind} acts on the primary the Sentinels name; remove `select`")
-        redis_set = self.redis_set(target, ctx)
-        return [node_ref(redis_set, primary_of(redis_set), primary=True)]
+        redis_set, unmatched = self.resolved_set(target, ctx)
+        return [node_ref(redis_set, primary_of(redis_set), True, self.hosts, unmatched)]
 
     def watch_promotion(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> None:
         """Start measuring the time until the Sentinels name a primary other than `ref`."""
@@ -138,7 +178,7 @@ class RedisInjector(Injector[SentinelSpecT]):
         return Outcome(detail={"new_primary": new}, measured={"promoted_after_s": after_s})
 
     def verify_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> Outcome:
-        detail = check_running(plan, ref, ctx)  # this node's health is judged with the set's
+        detail = check_running(plan, ref, ctx, self.hosts)  # this node's health is judged with the set's
         settled = settled_set(self.redis_set(plan.target, ctx), self.spec.settle_timeout_s)
         rejoined = self._rejoined.pop(ref.id, None)
         if rejoined is not None and settled["primary"] == ref.id:
@@ -172,9 +212,19 @@ NodeSpecT = TypeVar("NodeSpecT", bound=NodeSpec, covariant=True)
 class SignalInjector(RedisInjector[NodeSpecT]):
     """Kill or freeze nodes through the process kinds, watching the primary for the promotion it causes."""
 
+    def __init__(self, spec: NodeSpecT) -> None:
+        super().__init__(spec)
+        self._process: ProcessFault[Any] | None = None
+
     @abstractmethod
+    def make_process(self) -> ProcessFault[Any]:
+        """The process kind that signals a node (and brings it back), sharing `self.hosts`."""
+
     def process(self) -> Injector[FaultSpec]:
-        """The process kind that signals a node (and brings it back)."""
+        """The process kind, built once for this fault."""
+        if self._process is None:
+            self._process = self.make_process()
+        return self._process
 
     def inject_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> Outcome:
         if ref.detail.get("primary"):
@@ -188,7 +238,7 @@ class SignalInjector(RedisInjector[NodeSpecT]):
     def rollback_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> Outcome:
         promotion = self.promotion(ref, plan, ctx)
         settled: dict[str, JsonValue] = {}
-        if _is_down(plan, ref, ctx):
+        if _is_down(plan, ref, ctx, self.hosts):
             # A node back during a failover's aftermath can be promoted back by a second, spurious one
             # (see RedisSet.failover_problem): let the Sentinels finish first, then rejoin what they chose.
             settled = self.redis_set(plan.target, ctx).wait_failover_settled(ref.id, self.spec.rejoin_wait_s)
@@ -206,8 +256,8 @@ class SignalInjector(RedisInjector[NodeSpecT]):
         and a node restarted as master after a promotion would be a second master until Sentinel demotes it.
         """
         instance = current_instance(plan.target, ref, ctx)
-        if is_running(instance):
-            return {}
+        if is_running(instance, self.hosts) or managed(instance) is not None:
+            return {}  # running, or brought back by its service manager with its own configuration
         redis_set = self.redis_set(plan.target, ctx)
         address = redis_set.sentinel_view()[0]
         primary = redis_set.name_of(address)
@@ -221,10 +271,10 @@ class SignalInjector(RedisInjector[NodeSpecT]):
         return {"restarted_as": "master" if primary == ref.id else f"replica of {primary}"}
 
 
-def _is_down(plan: FaultPlan, ref: TargetRef, ctx: RunContext) -> bool:
+def _is_down(plan: FaultPlan, ref: TargetRef, ctx: RunContext, hosts: ProcessHosts) -> bool:
     """The node is not running or still stopped: the rollback is about to bring it back."""
     try:
-        check_running(plan, ref, ctx)
+        check_running(plan, ref, ctx, hosts)
     except FaultStillPresentError:
         return True
     return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, TypeVar
 
-from injectors.base import FaultSpec, Injector
+from injectors.base import FaultSpec
 from injectors.process.pause import ProcessPauseInjector, ProcessPauseSpec
 from injectors.redis.common import NodeSpec, SignalInjector
 from injectors.registry import register
@@ -20,8 +20,8 @@ FrozenT = TypeVar("FrozenT", bound=NodeSpec, covariant=True)
 class Freezer(SignalInjector[FrozenT]):
     """Freeze nodes with SIGSTOP through `process.pause`; rollback resumes them (or restarts one that died)."""
 
-    def process(self) -> Injector[FaultSpec]:
-        return ProcessPauseInjector(ProcessPauseSpec(ready_timeout_s=self.spec.ready_timeout_s))
+    def make_process(self) -> ProcessPauseInjector:
+        return ProcessPauseInjector(ProcessPauseSpec(ready_timeout_s=self.spec.ready_timeout_s), self.hosts)
 
 
 @register

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from injectors.base import FaultSpec, Injector
+from injectors.base import FaultSpec
 from injectors.process.kill import ProcessKillInjector, ProcessKillSpec
 from injectors.redis.common import NodeSpec, SignalInjector
 from injectors.registry import register
@@ -21,5 +21,5 @@ class RedisKillPrimaryInjector(SignalInjector[RedisKillPrimarySpec]):
     kind: ClassVar[str] = "redis.kill_primary"
     spec_type: ClassVar[type[FaultSpec]] = RedisKillPrimarySpec
 
-    def process(self) -> Injector[FaultSpec]:
-        return ProcessKillInjector(ProcessKillSpec(ready_timeout_s=self.spec.ready_timeout_s))
+    def make_process(self) -> ProcessKillInjector:
+        return ProcessKillInjector(ProcessKillSpec(ready_timeout_s=self.spec.ready_timeout_s), self.hosts)

@@ -26,10 +26,10 @@ class RedisOutageInjector(Freezer[RedisOutageSpec]):
     def find_targets(self, target: str, select: Selection | None, ctx: RunContext) -> list[TargetRef]:
         if select is not None:
             raise SelectionError(f"{self.kind} stops every node of {target!r}; remove `select`")
-        redis_set = self.redis_set(target, ctx)
+        redis_set, unmatched = self.resolved_set(target, ctx)
         primary = primary_of(redis_set)
         nodes = sorted(redis_set.nodes, key=lambda n: n == primary)  # the primary last
-        return [node_ref(redis_set, name, name == primary) for name in nodes]
+        return [node_ref(redis_set, name, name == primary, self.hosts, unmatched) for name in nodes]
 
     def rollback_all(self, plan: FaultPlan, ctx: RunContext) -> list[TargetResult]:
         # The plan lists the primary last: resume it first, so the Sentinels see it back before any replica.

@@ -8,21 +8,26 @@ the start time) and are restarted from their recorded command line, on the same 
 Verification checks the whole ensemble: every server serves as leader or follower, exactly one leader,
 and the same leader for `STABLE_WINDOW_S` (`clients.health.wait_stable`): an election still settling can
 show one leader for a moment and another the next.
+
+A server may run on another host (`host:`): it is then killed and restarted there over SSH, one connection
+per host for a whole step, and `srvr` goes over the network to its address (its health check, else
+`ports.client` on the host's address).
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
+from contextlib import AbstractContextManager
 from typing import TypeVar
 
 from pydantic import Field, JsonValue
 
 from clients.errors import NotSettledError
-from clients.procs import is_running
+from clients.procs import ProcessHosts, is_running
 from clients.zk import Ensemble, address_of
 from injectors.base import FaultPlan, FaultSpec, Injector, Outcome, RunContext, TargetRef
-from injectors.errors import FaultStillPresentError, InjectionError, SelectionError
-from injectors.process.common import check_running, process_target
+from injectors.errors import FaultStillPresentError, InjectionError, SelectionError, TargetNotFoundError
+from injectors.process.common import check_running, found_by_rules, process_target, refuse_loopback, where
 from injectors.process.kill import ProcessKillInjector, ProcessKillSpec
 from injectors.selection import Selection, select
 
@@ -33,12 +38,21 @@ def ensemble_of(target: str, ctx: RunContext) -> Ensemble:
     return Ensemble(nodes={i.name: address_of(i) for i in instances}, instances={i.name: i for i in instances})
 
 
-def ensemble_ref(ensemble: Ensemble, name: str, leader: str | None) -> TargetRef:
-    """The target ref of one server, refused when its recorded process is not running."""
+def ensemble_ref(
+    ensemble: Ensemble, name: str, leader: str | None, hosts: ProcessHosts, unmatched: dict[str, str] | None = None
+) -> TargetRef:
+    """The target ref of one server, refused when its `match` rules found no process or it is not running."""
+    if unmatched and name in unmatched:
+        raise TargetNotFoundError(unmatched[name])
     instance = ensemble.instances[name]
-    if not is_running(instance):
+    if not is_running(instance, hosts):
         raise InjectionError(f"{name}'s recorded process (pid {instance.pid}) is not running")
-    detail = {"pid": instance.pid, "start_time": instance.start_time, "address": ensemble.nodes[name]}
+    detail = {
+        "pid": instance.pid,
+        "start_time": instance.start_time,
+        "address": ensemble.nodes[name],
+        **where(instance),
+    }
     return TargetRef(id=name, detail={**detail, "leader": leader})
 
 
@@ -79,19 +93,32 @@ EnsembleSpecT = TypeVar("EnsembleSpecT", bound=EnsembleSpec, covariant=True)
 class KillInjector(Injector[EnsembleSpecT]):
     """Kill chosen servers through `process.kill`; rollback restarts them, verification checks the ensemble."""
 
+    def __init__(self, spec: EnsembleSpecT) -> None:
+        super().__init__(spec)
+        self.hosts = ProcessHosts()  # SSH connections to the servers' hosts, shared by a step, closed at its end
+        self._process = ProcessKillInjector(ProcessKillSpec(ready_timeout_s=spec.ready_timeout_s), self.hosts)
+
+    def session(self) -> AbstractContextManager[object]:
+        return self.hosts
+
     def process(self) -> ProcessKillInjector:
-        return ProcessKillInjector(ProcessKillSpec(ready_timeout_s=self.spec.ready_timeout_s))
+        """`process.kill`, built once for this fault, on this fault's hosts."""
+        return self._process
 
     @abstractmethod
     def choose(self, ensemble: Ensemble, select: Selection | None, ctx: RunContext) -> list[str]:
         """The names of the servers to kill."""
 
     def find_targets(self, target: str, select: Selection | None, ctx: RunContext) -> list[TargetRef]:
+        _, unmatched = found_by_rules(target, ctx, self.hosts)
         ensemble = ensemble_of(target, ctx)
+        for name, instance in ensemble.instances.items():
+            refuse_loopback(target, instance, ensemble.nodes[name])
         if (reason := ensemble.problem()) is not None:
             raise InjectionError(f"{self.kind} needs a healthy ensemble to start from: {reason}")
         leader = ensemble.leader()
-        return [ensemble_ref(ensemble, name, leader) for name in self.choose(ensemble, select, ctx)]
+        chosen = self.choose(ensemble, select, ctx)
+        return [ensemble_ref(ensemble, name, leader, self.hosts, unmatched) for name in chosen]
 
     def inject_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> Outcome:
         return self.process().inject_one(ref, plan, ctx)
@@ -100,5 +127,5 @@ class KillInjector(Injector[EnsembleSpecT]):
         return self.process().rollback_one(ref, plan, ctx)
 
     def verify_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> Outcome:
-        detail = check_running(plan, ref, ctx)  # this server's health is judged with the ensemble's
+        detail = check_running(plan, ref, ctx, self.hosts)  # this server's health is judged with the ensemble's
         return Outcome(detail={**detail, **healthy(ensemble_of(plan.target, ctx), self.spec.settle_timeout_s)})

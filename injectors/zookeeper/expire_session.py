@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import ClassVar, Self
 
 from pydantic import Field, JsonValue, model_validator
 
+from clients.procs import ProcessHosts
 from injectors.base import FaultPlan, FaultSpec, Injector, Outcome, RunContext, TargetRef, TargetResult
 from injectors.errors import SelectionError, TargetNotFoundError
 from injectors.network.common import resolve_links
@@ -111,8 +113,12 @@ class ZooKeeperExpireSessionInjector(Injector[ZooKeeperExpireSessionSpec]):
     def __init__(self, spec: ZooKeeperExpireSessionSpec) -> None:
         super().__init__(spec)
         self._down = NetworkDownInjector(NetworkDownSpec())
+        self.hosts = ProcessHosts()  # the clients' hosts (a client on another host is looked at over SSH)
         self._holds: dict[str, Hold] = {}
         self._clients: dict[str, dict[str, JsonValue]] = {}
+
+    def session(self) -> AbstractContextManager[object]:
+        return self.hosts
 
     def find_targets(self, target: str, select: Selection | None, ctx: RunContext) -> list[TargetRef]:
         every = resolve_links(target, Selection(all=True), ctx)
@@ -169,5 +175,5 @@ class ZooKeeperExpireSessionInjector(Injector[ZooKeeperExpireSessionSpec]):
         # Gone means back in a session and in its role: a client that lost its session must have
         # rejoined (a matcher: follower or leader again, not a stuck candidate). Once per client.
         if client.name not in self._clients:
-            self._clients[client.name] = verify_instance(client, self.spec.settle_timeout_s)
+            self._clients[client.name] = verify_instance(client, self.spec.settle_timeout_s, self.hosts)
         return verified | Outcome(detail={"client": client.name, "client_verified": self._clients[client.name]})

@@ -8,15 +8,17 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from clients.procs import is_running, spawn
+from clients.errors import ClientError
+from clients.procs import is_running
 from clients.watch import ChangeWatch
 from clients.zk import Ensemble
 from injectors.base import FaultPlan, FaultSpec, Outcome, RunContext, TargetRef, TargetResult
-from injectors.errors import SelectionError
-from injectors.process.common import current_instance
+from injectors.errors import RollbackError, SelectionError
+from injectors.process.common import current_instance, managed, run_command
 from injectors.registry import register
 from injectors.selection import Selection
 from injectors.zookeeper.common import EnsembleSpec, KillInjector, ensemble_of, healthy, no_select
+from stackspec.targets import ProcessInstance
 
 
 class ZooKeeperLoseQuorumSpec(EnsembleSpec):
@@ -69,11 +71,24 @@ class ZooKeeperLoseQuorumInjector(KillInjector[ZooKeeperLoseQuorumSpec]):
         self._spawned = set()
         for ref in plan.targets:
             instance = current_instance(plan.target, ref, ctx)
-            if not is_running(instance):
-                with contextlib.suppress(OSError):  # rollback_one tries again and reports
-                    ctx.stack.replace_instance(plan.target, spawn(instance))
-                    self._spawned.add(ref.id)
+            if not is_running(instance, self.hosts):
+                with contextlib.suppress(OSError, ClientError, RollbackError):  # rollback_one tries again and reports
+                    if self._start(plan, ctx, instance):
+                        self._spawned.add(ref.id)
         return super().rollback_all(plan, ctx)
+
+    def _start(self, plan: FaultPlan, ctx: RunContext, instance: ProcessInstance) -> bool:
+        """Start a killed server on its own host without waiting for it: from its argv, or by its restart
+        command (rollback_one then finds the process the command started). False: its supervisor does it."""
+        host = self.hosts.of(instance)
+        restart = managed(instance)
+        if restart is None:
+            ctx.stack.replace_instance(plan.target, host.spawn(instance))
+            return True
+        if restart.by == "command":
+            run_command(host, instance, restart)
+            return True
+        return False
 
     def rollback_one(self, ref: TargetRef, plan: FaultPlan, ctx: RunContext) -> Outcome:
         restarted = super().rollback_one(ref, plan, ctx)

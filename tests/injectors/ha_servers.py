@@ -26,7 +26,7 @@ from engine.stack import LiveStack
 from injectors.base import FaultPlan, FaultSpec, Injector
 from injectors.redis.common import redis_set_of
 from injectors.zookeeper.common import ensemble_of
-from stackspec.targets import ProcessInstance, ProcessTarget, StackDescription, Target
+from stackspec.targets import ProcessInstance, ProcessTarget, SshHost, StackDescription, Target
 from tests.support.helpers import READY_TIMEOUT_S, wait_ready
 from tradingstack.topology import (
     SENTINEL_MASTER,
@@ -116,6 +116,26 @@ def ha_stack(directory: Path, *, redis: bool = False, zookeeper: bool = False) -
         yield live
     finally:
         stop(started + (processes(live) if live is not None else []))
+
+
+@contextlib.contextmanager
+def on_host(stack: LiveStack, host: SshHost, state: Path) -> Iterator[LiveStack]:
+    """The same servers, described as running on `host` (reached over SSH: this machine, through a real sshd).
+
+    Every process the remote stack records (the ones its faults restarted over SSH) is killed at the end,
+    looked at here: it is the same machine.
+    """
+    targets: dict[str, Target] = {
+        name: group.model_copy(update={"instances": [i.model_copy(update={"host": host}) for i in group.instances]})
+        if isinstance(group, ProcessTarget)
+        else group
+        for name, group in stack.description.targets.items()
+    }
+    remote = LiveStack(stack.description.model_copy(update={"name": "ha-remote", "targets": targets}), state)
+    try:
+        yield remote
+    finally:
+        stop([i.model_copy(update={"host": None}) for i in processes(remote)])
 
 
 def started(tmp_path_factory: pytest.TempPathFactory, **which: bool) -> Iterator[LiveStack]:
