@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 
@@ -14,6 +13,7 @@ from cli.commands import (
     cmd_recover,
     cmd_report,
     cmd_run,
+    cmd_schema,
     cmd_stack,
     cmd_validate,
     problems_exit,
@@ -23,7 +23,6 @@ from cli.last_resort import guarded
 from cli.parser import build_parser
 from engine.api import press_abort
 from engine.errors import ChaosError, ExitCode, InvalidInputError
-from engine.schema import experiment_schema, reference_markdown
 
 # `_parser` is the name tests and manifests use to check command lines against chaos.py.
 _parser = build_parser
@@ -42,10 +41,7 @@ def _main(argv: list[str]) -> int:
         if args.command == "validate":
             return cmd_validate(args.files)
         if args.command == "schema":
-            sys.stdout.write(
-                reference_markdown() if args.markdown else json.dumps(experiment_schema(), indent=2) + "\n"
-            )
-            return ExitCode.PASSED
+            return cmd_schema(args.stack, args.markdown)
         if args.command == "run":
             return cmd_run(args)
         if args.command == "abort":

@@ -1,4 +1,4 @@
-"""What `chaos.py drill ...` does, with arguments already parsed: run, ack, schedule, export, history, validate.
+"""What `chaos.py drill ...` does, with arguments already parsed: run (and its dry run), ack, schedule, export, history.
 
 Reports are rendered by `reports/`, which the engine must not import: chaos.py passes the writers in.
 Each function returns the exit code (engine.errors.ExitCode).
@@ -17,12 +17,23 @@ from drilling import cron
 from drilling.ack import append_ack, live_drills
 from drilling.export import crontab_line, k8s_cronjob
 from drilling.history import History, default_history_path, format_history
-from drilling.model import DrillPlan, drill_from_document, is_drill_data, redact_url
+from drilling.model import DrillPlan, calendar_summary, drill_from_document, is_drill_data, redact_url
 from drilling.record import load_drill_record
-from drilling.run import DrillOptions, ExperimentReports, ReportWriter, finish_drill, run_drill
+from drilling.run import (
+    DrillOptions,
+    ExperimentReports,
+    ReportWriter,
+    check_calendar,
+    experiment_options,
+    finish_drill,
+    market_override,
+    run_drill,
+)
 from drilling.schedule import ChildLauncher, DrillScheduler, load_scheduled
+from engine.api import dry_run
+from engine.console import printable
 from engine.durations import format_duration
-from engine.errors import ExitCode, InvalidInputError, Problem
+from engine.errors import ChaosError, ExitCode, GuardRefusedError, InvalidInputError, Problem
 from engine.loader import load_document
 
 
@@ -57,12 +68,46 @@ def describe_drill(plan: DrillPlan) -> list[str]:
     else:
         lines.append("schedule: none (run by hand)")
     cal = drill.calendar
-    hours = cal.hours()
-    shown = "none" if hours is None else f"{', '.join(hours.sessions)} {hours.timezone} ({'/'.join(hours.weekdays)})"
-    lines.append(f"calendar guard: market hours {shown}{f'; OVERRIDDEN: {cal.reason}' if cal.override else ''}")
+    try:
+        shown = calendar_summary(plan.calendars())
+    except ChaosError as exc:
+        shown = f"cannot be judged: {exc}"
+    lines.append(f"calendar guard: {shown}{f'; OVERRIDDEN: {cal.reason}' if cal.override else ''}")
     for target in drill.notify:
         lines.append(f"notify: {redact_url(target.webhook)} on {', '.join(target.events)}")
     return lines
+
+
+def dry_run_command(plan: DrillPlan, options: DrillOptions, out: TextIO | None = None) -> int:
+    """`chaos.py drill run --dry-run`: validate, judge the calendar, dry-run every experiment against the live
+    stacks and print the timeline, starting and injecting nothing. Exit codes as `run --dry-run`: the first
+    experiment's code that is not 0 (every experiment is still tried, so each problem is shown)."""
+    stream = out or sys.stdout
+    print(printable(f"{plan.path}: drill dry run — nothing will be started or injected"), file=stream)
+    for line in describe_drill(plan):
+        if not line.startswith("calendar guard:"):  # the decision below names the calendars
+            print(printable(f"  {line}"), file=stream)
+    override = market_override(plan.drill, options)
+    try:
+        decided = check_calendar(plan, override, options.guards.now)
+    except GuardRefusedError as exc:
+        print(printable(f"calendar: refused — {exc}"), file=stream)
+        return exc.exit_code
+    print(printable(f"calendar: {decided}"), file=stream)
+    code: int = ExitCode.PASSED
+    run_options = experiment_options(options, override)
+    for i, (rel, sub) in enumerate(zip(plan.drill.experiments, plan.experiments, strict=True)):
+        print(printable(f"experiment {i + 1}: {rel} — {sub.experiment.title}"), file=stream)
+        try:
+            result, lines = dry_run(plan.experiment_path(i), run_options, sub)
+        except ChaosError as exc:  # e.g. its stack is not running: this experiment cannot start
+            result, lines = exc.exit_code, [f"error: {exc}"]
+        for line in lines:
+            print(printable(f"  {line}"), file=stream)
+        code = result if code == ExitCode.PASSED else code
+    verdict = "ok" if code == ExitCode.PASSED else f"the drill would not run as planned (exit {code})"
+    print(f"drill dry run: {verdict}; nothing was started or injected", file=stream)
+    return code
 
 
 def run_command(

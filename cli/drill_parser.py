@@ -41,6 +41,12 @@ def _run(dsub: Subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", type=types.path, metavar="FILE", help="the drill file (YAML)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate, judge the calendar, dry-run every experiment against the live stack, print the timeline; "
+        "start and inject nothing",
+    )
     p.add_argument("--non-interactive", action="store_true", help="CI: acknowledge manual steps automatically")
     p.add_argument("--stack-up", action="store_true", help="start a fresh reference stack for each experiment")
     p.add_argument("--stack-dir", type=types.path, default=None, help="directory of a running reference stack")

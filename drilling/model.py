@@ -7,6 +7,8 @@ are checked by `load_drill` so each problem points at its own line.
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -17,9 +19,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from drilling import cron
 from engine.durations import Duration
 from engine.errors import InvalidInputError, Problem
+from engine.guards import market_open
 from engine.loader import LoadedDocument, load_document, sort_problems, validate_model
 from engine.model import exact_version
 from engine.plan import Plan, load_plan
+from engine.stack import read_description, reference_description, resolve_stack_file
 from stackspec.targets import MarketHours
 
 Condition = Literal[
@@ -138,6 +142,7 @@ class ScheduleSpec(_Strict):
 
 
 NotifyEvent = Literal["started", "finished"]
+CalendarSource = tuple[str, MarketHours | None]  # where market hours come from; None: that stack never trades
 
 
 def _both_events() -> list[NotifyEvent]:
@@ -147,14 +152,17 @@ def _both_events() -> list[NotifyEvent]:
 class CalendarGuard(_Strict):
     """Keeps the drill out of trading hours: a start inside them is refused (exit 4) or skipped by the scheduler.
 
-    Each experiment is also checked against its stack's own market hours by the engine; an override
-    here (with its reason) is passed on to them and journaled.
+    By default the drill obeys the calendar of the stacks its experiments run on, the one the engine
+    checks each experiment against: one calendar. An override here (with its reason) is passed on to
+    the experiments and journaled.
     """
 
-    market_hours: Literal["default", "none"] | MarketHours = Field(
-        default="default",
-        description="'default': China A-share sessions (09:30-11:30, 13:00-15:00 Asia/Shanghai, Mon-Fri); "
-        "'none': no drill-level check; or a mapping with timezone, weekdays, sessions, closed (as in a stack).",
+    market_hours: Literal["stack", "default", "none"] | MarketHours = Field(
+        default="stack",
+        description="'stack': the `market_hours` of every stack the drill's experiments run on (a stack with "
+        "`market_hours: null` never trades); 'default': China A-share sessions (09:30-11:30, 13:00-15:00 "
+        "Asia/Shanghai, Mon-Fri); 'none': no drill-level check; or a mapping with timezone, weekdays, sessions, "
+        "closed (as in a stack).",
     )
     override: bool = Field(default=False, description="Run even inside market hours; needs `reason`.")
     reason: str = Field(default="", description="Why the override: recorded in the drill record and journals.")
@@ -165,10 +173,15 @@ class CalendarGuard(_Strict):
             raise ValueError("'override: true' needs a 'reason' (it is recorded with the run)")
         return self
 
-    def hours(self) -> MarketHours | None:
-        if self.market_hours == "none":
+    def explicit(self) -> list[CalendarSource] | None:
+        """The drill file's own calendar, or None when it follows its stacks' (`market_hours: stack`)."""
+        if self.market_hours == "stack":
             return None
-        return MarketHours() if self.market_hours == "default" else self.market_hours
+        if self.market_hours == "none":
+            return []
+        if self.market_hours == "default":
+            return [("the drill's calendar (China A-share sessions)", MarketHours())]
+        return [("the drill's calendar", self.market_hours)]
 
 
 class WebhookTarget(_Strict):
@@ -246,6 +259,49 @@ class DrillPlan:
 
     def experiment_path(self, index: int) -> Path:
         return (self.base_dir / self.drill.experiments[index]).resolve()
+
+    def calendars(self) -> list[CalendarSource]:
+        """The market hours the drill must not start in, each named by where it comes from: the drill file's
+        own calendar when it gives one, else each stack's; the stack files are read now (StackError, file:line)."""
+        explicit = self.drill.calendar.explicit()
+        return explicit if explicit is not None else stack_calendars(self.experiments)
+
+
+def stack_calendars(plans: Sequence[Plan]) -> list[CalendarSource]:
+    """The `market_hours` of each distinct stack the experiments run on, as its description declares them."""
+    found: dict[str, CalendarSource] = {}
+    for plan in plans:
+        ref = plan.experiment.stack
+        if ref.reference is not None:
+            where, hours = f"reference stack {ref.reference}", reference_description(ref.reference).market_hours
+        else:
+            path = resolve_stack_file(ref, plan.base_dir, plan.base_dir)
+            description = read_description(path)
+            where, hours = f"stack {description.name} ({path})", description.market_hours
+        found.setdefault(where, (where, hours))
+    return list(found.values())
+
+
+def open_market(calendars: Sequence[CalendarSource], now: datetime.datetime) -> str | None:
+    """Why a drill must not start at `now` ("stack web (…): the market is open: …"), or None."""
+    for where, hours in calendars:
+        reason = market_open(hours, now)
+        if reason is not None:
+            return f"{where}: {reason}"
+    return None
+
+
+def calendar_summary(calendars: Sequence[CalendarSource]) -> str:
+    """The calendars a drill obeys, in one line, for validate, dry runs and the drill record."""
+    if not calendars:
+        return "no drill-level guard (calendar: {market_hours: none})"
+    shown = [
+        f"{where}: "
+        + ("never trades (market_hours: null)" if h is None else f"{', '.join(h.sessions)} {h.timezone}")
+        + ("" if h is None else f" ({'/'.join(h.weekdays)})")
+        for where, h in calendars
+    ]
+    return "; ".join(shown)
 
 
 def is_drill_data(data: Any) -> bool:

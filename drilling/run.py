@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from drilling.display import DrillConsole
 from drilling.experiments import ExperimentReports, ExperimentSeries, RunFunction
 from drilling.history import History
-from drilling.model import Drill, DrillPlan, redact_url
+from drilling.model import Drill, DrillPlan, calendar_summary, open_market, redact_url
 from drilling.notify import delivery_line, notify
 from drilling.record import (
     DrillExperimentRecord,
@@ -35,7 +35,7 @@ from drilling.state import DrillState
 from drilling.steps import StepServices
 from engine.api import RunOptions, RunOutcome, new_run_id, run_experiment
 from engine.errors import GuardRefusedError
-from engine.guards import GuardOptions, Override, market_open
+from engine.guards import GuardOptions, Override
 
 __all__ = [
     "RECORD_FILE",
@@ -46,7 +46,10 @@ __all__ = [
     "ExperimentReports",
     "ReportWriter",
     "RunFunction",
+    "check_calendar",
+    "experiment_options",
     "finish_drill",
+    "market_override",
     "run_drill",
     "sha256_file",
 ]
@@ -131,21 +134,27 @@ def market_override(drill: Drill, options: DrillOptions) -> Override | None:
     return Override(reason=f"drill {drill.name}: {calendar.reason}") if calendar.override else None
 
 
-def check_calendar(drill: Drill, override: Override | None) -> str:
-    """What the drill's market-hours guard decides now; raises GuardRefusedError when the drill must not start."""
-    reason = market_open(drill.calendar.hours(), datetime.datetime.now(datetime.UTC))
+def check_calendar(plan: DrillPlan, override: Override | None, now: datetime.datetime | None = None) -> str:
+    """What the drill's market-hours guard decides now; raises GuardRefusedError when the drill must not start.
+
+    The calendars are the drill file's own, or by default those of the stacks its experiments run on."""
+    calendars = plan.calendars()
+    reason = open_market(calendars, now or datetime.datetime.now(datetime.UTC))
     if reason is None:
-        return "outside market hours" if drill.calendar.hours() else "no drill-level guard"
+        if any(hours is not None for _, hours in calendars):
+            return f"outside market hours — {calendar_summary(calendars)}"
+        return f"no market hours apply — {calendar_summary(calendars)}"
     if override is not None:
         return f"{reason}; run anyway by {override.who()}: {override.reason}"
     raise GuardRefusedError(
-        f"drill {drill.name!r} not started: {reason}. Drills run outside trading hours; to run "
+        f"drill {plan.drill.name!r} not started: {reason}. Drills run outside trading hours; to run "
         "now deliberately set calendar.override with a reason in the drill file, or pass "
         "--ignore-market-hours --reason TEXT"
     )
 
 
-def _experiment_options(options: DrillOptions, override: Override | None) -> RunOptions:
+def experiment_options(options: DrillOptions, override: Override | None) -> RunOptions:
+    """The options every experiment of the drill runs (or dry-runs) with: the drill's, and its calendar override."""
     guards = GuardOptions(production=options.guards.production, market_hours=override, now=options.guards.now)
     return RunOptions(
         runs_dir=options.runs_dir,
@@ -177,7 +186,7 @@ class DrillRunner:
         self.state = DrillState(self.drill, self.record, runbook, self.drill_dir / RECORD_FILE, self.console.say)
         self.steps = StepServices(self.drill, self.record.drill_run_id, self.drill_dir, self.state, self.console)
         self.override = market_override(self.drill, options)
-        run_options = _experiment_options(options, self.override)
+        run_options = experiment_options(options, self.override)
         self.experiments = ExperimentSeries(plan, self.state, run_options, run, experiment_reports)
 
     def _use_rich(self, out: TextIO) -> bool:
@@ -188,7 +197,7 @@ class DrillRunner:
 
     def execute(self) -> DrillOutcome:
         """Run the drill; raises GuardRefusedError (nothing started), else the verdict is in the record."""
-        self.record.calendar = check_calendar(self.drill, self.override)
+        self.record.calendar = check_calendar(self.plan, self.override, self.options.guards.now)
         self.drill_dir.mkdir(parents=True, exist_ok=True)
         outcome = DrillOutcome(self.plan, self.record, self.drill_dir, self.experiments.runs)
         self.console.say(

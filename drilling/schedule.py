@@ -29,9 +29,8 @@ from apscheduler.triggers.cron import CronTrigger
 
 from drilling import cron
 from drilling.history import History
-from drilling.model import Drill, load_drill
-from engine.errors import InvalidInputError, Problem
-from engine.guards import market_open
+from drilling.model import Drill, DrillPlan, load_drill, open_market
+from engine.errors import ChaosError, InvalidInputError, Problem
 
 Launch = Callable[[Path], int]
 
@@ -39,13 +38,26 @@ Launch = Callable[[Path], int]
 @dataclass
 class ScheduledDrill:
     path: Path
-    drill: Drill
+    plan: DrillPlan
     trigger: CronTrigger
     running: threading.Lock = field(default_factory=threading.Lock)
 
     @property
+    def drill(self) -> Drill:
+        return self.plan.drill
+
+    @property
     def name(self) -> str:
         return self.drill.name
+
+    def refusal(self, now: datetime) -> str | None:
+        """Why a fire at `now` must be skipped by the calendar (the drill's own, else its stacks'), or None."""
+        if self.drill.calendar.override:
+            return None
+        try:
+            return open_market(self.plan.calendars(), now)  # the stack files as they are at this fire
+        except ChaosError as exc:
+            return f"its calendar cannot be judged: {exc}"
 
     @property
     def grace_s(self) -> float:
@@ -85,7 +97,7 @@ def load_scheduled(paths: list[Path], say: Callable[[str], None]) -> list[Schedu
         if drill.schedule is None:
             say(f"{path}: drill {drill.name} has no schedule; not scheduled")
             continue
-        found.append(ScheduledDrill(path, drill, cron.trigger(drill.schedule.cron, drill.schedule.timezone)))
+        found.append(ScheduledDrill(path, plan, cron.trigger(drill.schedule.cron, drill.schedule.timezone)))
     if problems:
         raise InvalidInputError(problems)
     return found
@@ -132,8 +144,8 @@ class DrillScheduler:
             if not self.history.claim_fire(item.name, fire_time.timestamp()):
                 self._skip(item, fire_time, "this fire was already run (by an earlier scheduler)")
                 return
-            reason = market_open(item.drill.calendar.hours(), datetime.now(UTC))
-            if reason is not None and not item.drill.calendar.override:
+            reason = item.refusal(datetime.now(UTC))
+            if reason is not None:
                 self._skip(item, fire_time, reason)
                 return
             self.say(f"drill {item.name}: running ({why}, scheduled {fire_time.isoformat()})")

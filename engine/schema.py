@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from engine.durations import PATTERN as DURATION_PATTERN
@@ -64,7 +65,8 @@ def _type_of(prop: dict[str, Any]) -> str:
     return str(prop.get("type", "any"))
 
 
-def _section(name: str, model: dict[str, Any]) -> list[str]:
+def _section(name: str, model: dict[str, Any], type_of: Callable[[dict[str, Any]], str] = _type_of) -> list[str]:
+    """One model as a Markdown heading, its description and a table of its keys."""
     lines = [f"### {name}", ""]
     if model.get("description"):
         lines += [" ".join(model["description"].split()), ""]
@@ -88,8 +90,12 @@ def _section(name: str, model: dict[str, Any]) -> list[str]:
         ]
         if bounds:
             desc = (desc + " (" + ", ".join(bounds) + ")").strip()
-        lines.append(f"| `{key}` | {_type_of(prop)} | {'yes' if key in required else ''} | {default} | {desc} |")
+        lines.append(f"| `{key}` | {type_of(prop)} | {'yes' if key in required else ''} | {default} | {desc} |")
     return [*lines, ""]
+
+
+markdown_section = _section  # the stack reference (engine.stack_schema) renders its models the same way
+type_of = _type_of
 
 
 def reference_markdown() -> str:

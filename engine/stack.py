@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.errors import StackError
+from engine.errors import ChaosError, StackError
 from engine.files import LIMITS
 from engine.journal import write_atomic
 from engine.loader import load_document, validate_model
@@ -119,37 +119,90 @@ def _instances_summary(group: Target) -> list[dict[str, Any]]:
     return [{"kind": "link", "name": i.name, "proxy": i.proxy, "client": i.client} for i in group.instances]
 
 
+OVERLAY_FORMAT = 2
+
+
+def instance_fingerprint(instance: ProcessInstance) -> str:
+    """SHA-256 of an instance as written in its stack file (every field, its PID too): what "edited" is judged on."""
+    written = json.dumps(instance.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(written.encode()).hexdigest()
+
+
+def _fingerprints(description: StackDescription) -> dict[str, dict[str, str]]:
+    return {
+        name: {i.name: instance_fingerprint(i) for i in group.instances}
+        for name, group in description.targets.items()
+        if isinstance(group, ProcessTarget)
+    }
+
+
 class LiveOverlay:
     """What runs changed in a user's stack file, kept beside it: `<file>.live.json`.
 
     A user's hand-written stack file is never rewritten. When a rollback restarts a process (a new
-    PID), the new instance is recorded here and replaces the file's instance of the same name on the
-    next runs — for as long as the stack file is unchanged (its SHA-256 is recorded): once the user
-    edits the file, what they wrote wins.
+    PID), the new PID and start time are recorded here, with a fingerprint of that instance as the file
+    wrote it, and replace the file's PID on the next runs for as long as that instance is unchanged in
+    the file: editing another instance, or anything else in the file, keeps it; once the user edits this
+    instance (its PID included), what they wrote wins. An overlay that cannot be read is ignored; one of
+    format 1 (a whole-file SHA-256) is kept only while the file is byte for byte the same.
     """
 
     def __init__(self, stack_file: Path) -> None:
         self.stack_file = stack_file
         self.path = stack_file.with_name(stack_file.name + ".live.json")
-        self.stack_sha256 = hashlib.sha256(stack_file.read_bytes()).hexdigest()
+        self._written: dict[str, dict[str, str]] | None = None  # fingerprints of the file's instances
 
-    def _instances(self) -> dict[str, dict[str, Any]]:
+    def _written_now(self) -> dict[str, dict[str, str]]:
+        if self._written is None:
+            try:
+                self._written = _fingerprints(read_description(self.stack_file))
+            except ChaosError:
+                self._written = {}  # an unreadable file: nothing recorded now will be applied later
+        return self._written
+
+    def _read(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(live PIDs, fingerprints they were recorded against), by target and instance; ({}, {}) if unusable."""
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return {}
-        if not isinstance(data, dict) or data.get("stack_sha256") != self.stack_sha256:
-            return {}
-        instances = data.get("instances")
-        return instances if isinstance(instances, dict) else {}
+            return {}, {}
+        if not isinstance(data, dict) or not isinstance(data.get("instances"), dict):
+            return {}, {}
+        instances: dict[str, Any] = data["instances"]
+        if "format" not in data:  # format 1: valid for the very file it was written against, per instance now
+            try:
+                same = data.get("stack_sha256") == hashlib.sha256(self.stack_file.read_bytes()).hexdigest()
+            except OSError:
+                return {}, {}
+            return (instances, self._written_now()) if same else ({}, {})
+        written = data.get("written")
+        if data.get("format") != OVERLAY_FORMAT or not isinstance(written, dict):
+            return {}, {}
+        return instances, written
+
+    def _current(self) -> dict[str, dict[str, Any]]:
+        """The recorded live PIDs still valid for the file as it is now."""
+        instances, written = self._read()
+        now = self._written_now()
+        kept: dict[str, dict[str, Any]] = {}
+        for target, by_instance in instances.items():
+            recorded_for = written.get(target)
+            if not isinstance(by_instance, dict) or not isinstance(recorded_for, dict):
+                continue
+            for name, live in by_instance.items():
+                fingerprint = now.get(target, {}).get(name)
+                if fingerprint is not None and recorded_for.get(name) == fingerprint and _live_pid(live):
+                    kept.setdefault(target, {})[name] = live
+        return kept
 
     def apply(self, description: StackDescription) -> StackDescription:
-        """The description with the recorded PID (and start time) of every instance the file names."""
-        recorded = self._instances()
+        """The description with the recorded PID (and start time) of every instance unchanged since it was recorded."""
+        self._written = _fingerprints(description)
+        recorded = self._current()
         targets = dict(description.targets)
         for name, by_instance in recorded.items():
             group = targets.get(name)
-            if not isinstance(group, ProcessTarget) or not isinstance(by_instance, dict):
+            if not isinstance(group, ProcessTarget):
                 continue
             instances = [_with_live(i, by_instance.get(i.name)) for i in group.instances]
             targets[name] = group.model_copy(update={"instances": instances})
@@ -158,22 +211,30 @@ class LiveOverlay:
     def record(self, target: str, instance: ProcessInstance) -> None:
         """Keep what a run changed — the PID and its start time — and nothing else: no argv, env or URLs,
         so no secret of the stack file is copied here (and the file is the owner's alone)."""
-        recorded = self._instances()
+        recorded = self._current()
         recorded.setdefault(target, {})[instance.name] = {"pid": instance.pid, "start_time": instance.start_time}
-        document = {"stack_sha256": self.stack_sha256, "instances": recorded}
+        now = self._written_now()
+        written = {t: {n: now[t][n] for n in names if n in now.get(t, {})} for t, names in recorded.items()}
+        document = {"format": OVERLAY_FORMAT, "instances": recorded, "written": written}
         write_atomic(self.path, json.dumps(document, indent=1) + "\n")
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)
 
 
-def _with_live(instance: ProcessInstance, live: object) -> ProcessInstance:
-    """`instance` with the live PID and start time recorded for it, if any (older overlays held whole instances)."""
+def _live_pid(live: object) -> bool:
+    """Whether an overlay entry is a PID and start time (each an int or null), as `record` writes them."""
     if not isinstance(live, dict) or not {"pid", "start_time"} <= set(live):
+        return False
+    values = (live["pid"], live["start_time"])
+    return all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in values)
+
+
+def _with_live(instance: ProcessInstance, live: object) -> ProcessInstance:
+    """`instance` with the live PID and start time recorded for it, if any."""
+    if not _live_pid(live):
         return instance
-    pid, start = live["pid"], live["start_time"]
-    if not (pid is None or isinstance(pid, int)) or not (start is None or isinstance(start, int)):
-        return instance
-    return instance.model_copy(update={"pid": pid, "start_time": start})
+    assert isinstance(live, dict)
+    return instance.model_copy(update={"pid": live["pid"], "start_time": live["start_time"]})
 
 
 def read_description(path: Path) -> StackDescription:

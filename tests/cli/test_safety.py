@@ -282,12 +282,19 @@ def test_a_user_stack_file_is_never_rewritten_but_the_next_run_finds_the_restart
     assert second.returncode == ExitCode.PASSED, second.stdout + second.stderr
     latest = max(runs.glob("*/journal.json"), key=lambda p: p.stat().st_mtime)
     assert load_journal(latest).faults[0].inject[0].detail["pid"] == restarted
-    # Once the user edits the file, what they wrote wins over the overlay.
-    stack_file.write_bytes(written + b"\n")
+    # An edit elsewhere in the file keeps the live PID; once the user edits the instance, what they wrote wins.
     from engine.model import StackRef
     from engine.stack import open_stack
 
-    live = open_stack(StackRef(file="stack.json"), tmp_path, tmp_path)
-    svc_target = live.description.targets["svc"]
+    now_live = json.loads((tmp_path / "stack.json.live.json").read_text())["instances"]["svc"]["svc-1"]["pid"]
+    document = json.loads(written)
+    document["targets"]["svc"]["description"] = "edited by hand"
+    stack_file.write_text(json.dumps(document))
+    svc_target = open_stack(StackRef(file="stack.json"), tmp_path, tmp_path).description.targets["svc"]
     assert isinstance(svc_target, ProcessTarget)
-    assert svc_target.instances[0].pid != restarted
+    assert svc_target.instances[0].pid == now_live  # the second run's restart
+    document["targets"]["svc"]["instances"][0]["log"] = str(tmp_path / "edited-by-hand.log")
+    stack_file.write_text(json.dumps(document))
+    svc_target = open_stack(StackRef(file="stack.json"), tmp_path, tmp_path).description.targets["svc"]
+    assert isinstance(svc_target, ProcessTarget)
+    assert svc_target.instances[0].pid == document["targets"]["svc"]["instances"][0]["pid"] != now_live
