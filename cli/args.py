@@ -108,6 +108,24 @@ def name_port(text: str) -> tuple[str, int]:
     return name.strip(), port(number)
 
 
+def ssh_target(text: str) -> tuple[str, str, int]:
+    """USER@HOST[:PORT] (an IPv6 address in brackets: USER@[::1]:22) → (user, host, port); port 22 by default."""
+    fix = "use e.g. root@10.0.0.5, deploy@db-1:2222 or admin@[fd00::5]:22"
+    user, at, rest = text.strip().partition("@")
+    if not at or not user or any(c in user for c in " :/@"):
+        _refuse(text, "expected USER@HOST[:PORT]", fix)
+    if rest.startswith("["):
+        address, bracket, tail = rest[1:].partition("]")
+        if not bracket or (tail and not tail.startswith(":")):
+            _refuse(text, "an IPv6 address goes in brackets, then :PORT", fix)
+        number = tail[1:] if tail else ""
+    else:
+        address, _, number = rest.partition(":")
+    if not address:
+        _refuse(text, "no host after the @", fix)
+    return user, host(address), port(number) if number else 22
+
+
 def usage_error(prog: str, message: str) -> InvalidInputError:
     """An argument refused after parsing (when it depends on another one): exit 2, one line."""
     return InvalidInputError([Problem(prog, None, None, message)])

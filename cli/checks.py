@@ -60,6 +60,8 @@ def _check_inputs(args: argparse.Namespace) -> None:
 
 
 def _check_stack(args: argparse.Namespace) -> None:
+    if args.action in ("check", "discover"):
+        return  # their files and --out are checked by cli.stack_commands, as each is used
     stack_dir = args.dir or default_stack_dir()
     if args.action == "up":  # `down` is never refused: stopping the processes comes first
         types.writable_dir(stack_dir, "--dir")

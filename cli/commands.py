@@ -15,6 +15,7 @@ from types import FrameType
 from cli.drill_commands import (
     ack_command,
     describe_drill,
+    dry_run_command,
     export_command,
     history_command,
     load_if_drill,
@@ -22,6 +23,7 @@ from cli.drill_commands import (
     schedule_command,
 )
 from cli.import_commands import options_from_args
+from cli.stack_commands import is_description_command, stack_description_command
 from drilling.history import History, default_history_path
 from drilling.model import load_drill
 from drilling.record import load_drill_record
@@ -34,7 +36,9 @@ from engine.files import LIMITS, check_sqlite, read_bytes
 from engine.guards import GuardOptions, Override
 from engine.journal import load_journal
 from engine.plan import Plan, load_plan
+from engine.schema import experiment_schema, reference_markdown
 from engine.stack import default_stack_dir
+from engine.stack_schema import stack_reference_markdown, stack_schema
 from engine.undo import LEDGER_FILE
 from importers.ctk import is_ctk_document, load_ctk_plan
 from reports import write_all
@@ -85,6 +89,16 @@ def cmd_validate(files: Sequence[Path]) -> int:
     return code
 
 
+def cmd_schema(stack: bool, markdown: bool) -> int:
+    """`chaos.py schema [--stack] [--markdown]`: the experiment file's or the stack description's schema."""
+    if stack:
+        text = stack_reference_markdown() if markdown else json.dumps(stack_schema(), indent=2) + "\n"
+    else:
+        text = reference_markdown() if markdown else json.dumps(experiment_schema(), indent=2) + "\n"
+    sys.stdout.write(text)
+    return ExitCode.PASSED
+
+
 def cmd_drill(args: argparse.Namespace) -> int:
     action = args.drill_command
     runs_dir: Path = args.runs_dir
@@ -123,6 +137,8 @@ def cmd_drill(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         guards=_guard_options(args),
     )
+    if args.dry_run:
+        return dry_run_command(plan, options)
     for sig in (signal.SIGTERM, signal.SIGHUP):  # unwind like Ctrl-C: experiments roll back, the record is kept
         signal.signal(sig, _raise_keyboard_interrupt)
     return run_command(
@@ -279,6 +295,8 @@ def cmd_proxy(args: argparse.Namespace) -> int:
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
+    if is_description_command(args):  # check, discover, status FILE: any stack description (cli.stack_commands)
+        return stack_description_command(args)
     stack_dir = args.dir or default_stack_dir()
     command = [sys.executable, "-m", "tradingstack", args.action, "--dir", str(stack_dir)]
     if args.action == "up":

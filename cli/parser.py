@@ -11,7 +11,7 @@ from cli import args as types
 from cli.drill_parser import add_drill_parser
 from cli.import_commands import add_conversion_arguments, add_import_parser
 from cli.shared_options import EXIT_CODES, add_guard_overrides
-from engine.model import REFERENCE_PROFILES
+from cli.stack_commands import add_stack_parser
 
 if TYPE_CHECKING:
     from cli.drill_parser import Subparsers
@@ -45,8 +45,13 @@ def _validate_command(sub: Subparsers) -> None:
 
 
 def _schema_command(sub: Subparsers) -> None:
-    p = sub.add_parser("schema", help="print the experiment file's JSON Schema (for editors)")
+    p = sub.add_parser("schema", help="print the experiment file's (or stack description's) JSON Schema")
     p.add_argument("--markdown", action="store_true", help="print the Markdown reference instead")
+    p.add_argument(
+        "--stack",
+        action="store_true",
+        help="the stack description's, not the experiment file's (docs/stack-reference.md)",
+    )
 
 
 def _run_command(sub: Subparsers) -> None:
@@ -166,22 +171,4 @@ def _proxy_command(sub: Subparsers) -> None:
 
 
 def _stack_command(sub: Subparsers) -> None:
-    p = sub.add_parser("stack", help="start, stop or inspect the reference trading stack")
-    p.add_argument("action", choices=["up", "down", "status"], help="start, stop or show the reference stack")
-    p.add_argument(
-        "--dir", type=types.path, default=None, help="stack directory (default: $CHAOS_STACK_DIR or runs/stack)"
-    )
-    p.add_argument(
-        "--profile", default="basic", choices=list(REFERENCE_PROFILES), help="reference stack profile (up only)"
-    )
-    p.add_argument(
-        "--port",
-        type=types.name_port,
-        action="append",
-        default=[],
-        metavar="NAME=PORT",
-        help="fix a port (1-65535) instead of choosing a free one, e.g. gateway=8080 (up only; repeatable; "
-        "names: redis, zookeeper, toxiproxy, gateway, matcher-1, matcher-2; ha: redis-1, redis-2, sentinel-1..3, "
-        "zookeeper-1..3)",
-    )
-    p.add_argument("--json", action="store_true", help="machine-readable status")
+    add_stack_parser(sub)  # up|down|status (the reference stack), check, discover, status FILE: cli.stack_commands
