@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from drilling.record import DrillExperimentRecord, DrillFaultRecord, DrillRecord, StepRecord
+from engine.integrity_rpo import PERSISTED as PERSISTED  # re-exported: drills name the check
+from engine.integrity_rpo import measured_loss
 from engine.journal import Journal, ObjectiveRecord, RecoveryRecord, Status
 from engine.wording import declares_trading
 
-PERSISTED = "acknowledged_orders_persisted"
 HEADLINE = ("time_to_detect_s", "time_to_recover_s", "rto_s", "outage_s")
 DONE = ("done", "late")
 
@@ -84,14 +85,8 @@ def summarize(exp: DrillExperimentRecord, journal: Journal, journal_path: Path) 
     exp.fault_started_at = min((f.injected_at for f in journal.faults if f.injected_at is not None), default=None)
     exp.faults = fault_figures(journal)
     exp.rto_s = longest([f.rto_s for f in exp.faults])
-    persisted = next((r for r in journal.integrity if r.name == PERSISTED), None)
-    if persisted is not None and persisted.status != "not_checked":
-        exp.lost_orders, exp.lost_orders_why = sum(r.lost for r in journal.rpo), ""
-    else:
-        exp.lost_orders = None
-        exp.lost_orders_why = (
-            f"{PERSISTED} did not run" if persisted is None else f"{PERSISTED} not checked: {persisted.why}"
-        )
+    # On the check the RPO rests on (engine.integrity_rpo): a sample or unchecked ids count nothing.
+    exp.lost_orders, exp.lost_orders_why = measured_loss(journal)
     exp.integrity, exp.integrity_why = _integrity(journal)
     exp.trading = declares_trading(journal.stack)
     points = journal.metrics.get("*", [])

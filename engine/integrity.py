@@ -7,6 +7,10 @@ it had nothing to examine (no acknowledgement ledger, 0 items), which is never r
 Acknowledged orders that are gone (or not as acknowledged) are listed, attributed to the fault
 they happened under, and counted against `objectives.rpo_orders` — only when they were reconciled.
 
+An entry may also be a configured check (engine.integrity_spec): `acknowledged_found_by_url` looks
+every acknowledged id up through a URL of the user's own system (engine.integrity_lookup), and the
+RPO then rests on it (engine.integrity_rpo).
+
 Checks are pluggable: an object with `name`, `description` and `run(ctx) -> Outcome`, registered
 with `register`; an experiment may also name `package.module:attribute` to import one of its own.
 The system's own invariants come from the audit command its stack description declares (`audit:`,
@@ -26,7 +30,11 @@ from typing import Any, Protocol
 
 from clients import http
 from clients.audit import AuditError, invariant, run_audit
-from engine.journal import IntegrityRecord, Journal, LedgerRecord, LostOrder, ObjectiveRecord, RpoRecord
+from engine import integrity_rpo
+from engine.integrity_lookup import Coverage, lookup_record, run_lookup
+from engine.integrity_rpo import ATTRIBUTION_S as ATTRIBUTION_S  # re-exported: where the RPO rules live
+from engine.integrity_spec import LookupCheck
+from engine.journal import IntegrityRecord, Journal, LedgerRecord, LostOrder
 from engine.model import Experiment
 from engine.stack import LiveStack
 from loadgen.ledger import Ack, read_ledger_dir
@@ -34,8 +42,6 @@ from loadgen.ledger import Ack, read_ledger_dir
 LEDGER_DIR = "ledger"
 MAX_EXAMPLES = 20
 MAX_LOST_LISTED = 200
-# An order acknowledged this long before a fault started is still that fault's to lose (in flight).
-ATTRIBUTION_S = 2.0
 HTTP_TIMEOUT_S = 5.0
 HTTP_ATTEMPTS = 3
 QUERY_THREADS = 16
@@ -54,7 +60,7 @@ LEDGER_CHECKS = frozenset(GENERIC_CHECKS)  # what they examine comes from the ac
 AUDIT_CACHE_KEY = "audit"
 NO_LEDGER = (
     "no acknowledgement ledger was recorded: the load wrote none, so there was nothing to reconcile "
-    "(a locustfile records acknowledgements with loadgen.ledger.Ledger; docs/integrity.md)"
+    "(a locustfile records acknowledgements with loadgen.ledger.acknowledged; docs/integrity.md)"
 )
 
 
@@ -90,6 +96,8 @@ class IntegrityContext:
     stack: LiveStack
     lost: list[LostOrder] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)
+    lookup_lost: list[LostOrder] = field(default_factory=list)  # what acknowledged_found_by_url found lost
+    coverage: Coverage | None = None  # how much of the ledger acknowledged_found_by_url covered
 
     def audit(self) -> dict[str, Any]:
         """The report of the audit command the stack declares (`clients.audit`), run once per run."""
@@ -195,10 +203,11 @@ def _fetch_order(gateway: str, order_id: str) -> tuple[int, dict[str, Any] | Non
 
 
 def _difference(ack: Ack, order: dict[str, Any], cancelled: bool) -> str | None:
+    """What differs from the acknowledgement; a field the locustfile did not record (None) is not compared."""
     for key in ("account", "symbol", "side", "qty"):
-        if str(order.get(key)) != str(getattr(ack, key)):
+        if getattr(ack, key) is not None and str(order.get(key)) != str(getattr(ack, key)):
             return f"{key} is {order.get(key)!r}, acknowledged {getattr(ack, key)!r}"
-    if abs(float(order.get("price", 0)) - ack.price) > 1e-9:
+    if ack.price is not None and abs(float(order.get("price", 0)) - ack.price) > 1e-9:
         return f"price is {order.get('price')}, acknowledged {ack.price}"
     if int(order.get("filled_qty", 0)) < ack.filled_qty:
         return f"filled_qty went back from {ack.filled_qty} to {order.get('filled_qty')}"
@@ -283,7 +292,7 @@ def _book_not_crossed(ctx: IntegrityContext) -> Outcome:
     return _audit_outcome(ctx, "book_not_crossed")
 
 
-def checks_for(experiment: Experiment, stack_name: str | None, audit_declared: bool = False) -> list[str]:
+def checks_for(experiment: Experiment, stack_name: str | None, audit_declared: bool = False) -> list[str | LookupCheck]:
     """The checks a run performs: the experiment's list, or the defaults for its stack — every built-in
     check on the reference stack or a stack that declares an audit, else the ledger's."""
     if experiment.integrity is not None:
@@ -292,48 +301,22 @@ def checks_for(experiment: Experiment, stack_name: str | None, audit_declared: b
     return list(REFERENCE_CHECKS if every else GENERIC_CHECKS)
 
 
-def _attribute(journal: Journal, lost: list[LostOrder]) -> None:
-    injected = sorted((f for f in journal.faults if f.injected_at is not None), key=lambda f: f.injected_at or 0)
-    for order in lost:
-        candidates = [f for f in injected if (f.injected_at or 0) <= order.acked_at + ATTRIBUTION_S]
-        order.fault_index = candidates[-1].index if candidates else None
+def _lookup(spec: LookupCheck, ctx: IntegrityContext) -> IntegrityRecord:
+    """The configured URL lookup (engine.integrity_lookup); its lost orders and coverage kept for the RPO."""
+    if not ctx.ledger.record.files:
+        return IntegrityRecord(name=spec.check, status="not_checked", why=NO_LEDGER)
+    try:
+        lost, clashes, ctx.coverage = run_lookup(spec, ctx.ledger.acks, ctx.ledger.cancels, ctx.stack.endpoint)
+    except Exception as exc:  # an unknown endpoint, a URL that cannot be built: the check could not run
+        return IntegrityRecord(name=spec.check, status="not_checked", error=str(exc), why=f"could not run: {exc}")
+    ctx.lookup_lost = lost
+    return lookup_record(spec, lost, clashes, ctx.coverage)
 
 
-def _rpo(journal: Journal, experiment: Experiment, lost: list[LostOrder], persisted: IntegrityRecord) -> None:
-    """RPO records and objectives per fault; without a reconciliation (not checked) no count is claimed."""
-    target = experiment.objectives.rpo_orders
-    measured = persisted.status != "not_checked"
-    groups: list[int | None] = [f.index for f in journal.faults if f.injected_at is not None]
-    if any(order.fault_index is None for order in lost):
-        groups.append(None)
-    why = f"{persisted.name} was not checked: {persisted.why}"
-    for index in groups:
-        mine = [o for o in lost if o.fault_index == index]
-        if measured:  # "0 lost" is a claim: made only when the acknowledgements were reconciled
-            journal.rpo.append(
-                RpoRecord(
-                    fault_index=index,
-                    lost=len(mine),
-                    first_acked_at=min((o.acked_at for o in mine), default=None),
-                    last_acked_at=max((o.acked_at for o in mine), default=None),
-                )
-            )
-        journal.objectives.append(
-            ObjectiveRecord(
-                name="rpo_orders",
-                target=target,
-                observed=len(mine) if measured else None,
-                unit="orders",
-                status=("held" if len(mine) <= target else "failed") if measured else "not_checked",
-                why="" if measured else why,
-                fault_index=index,
-                detail="" if measured else why,
-            )
-        )
-
-
-def _record(name: str, ctx: IntegrityContext) -> IntegrityRecord:
+def _record(name: str | LookupCheck, ctx: IntegrityContext) -> IntegrityRecord:
     """Run one check: held, failed, or not checked (could not run, or examined nothing)."""
+    if isinstance(name, LookupCheck):
+        return _lookup(name, ctx)
     try:
         check = get_check(name)
         outcome = check.run(ctx)
@@ -361,6 +344,9 @@ def _record(name: str, ctx: IntegrityContext) -> IntegrityRecord:
 def phase_detail(journal: Journal) -> str:
     """The integrity phase's one line: what was lost, or that nothing was reconciled."""
     if not journal.rpo:
+        unmeasured = [o.why for o in journal.objectives if o.name == "rpo_orders" and o.why]
+        if unmeasured and "RPO not measured" in unmeasured[0]:  # a sample, or ids the lookup could not check
+            return "acknowledged orders not all reconciled: RPO not measured"
         return "acknowledged orders not reconciled (not checked)"
     return f"{sum(r.lost for r in journal.rpo)} acknowledged order(s) lost"
 
@@ -372,15 +358,20 @@ def run_integrity(
     ledger = read_ledger(ledger_dir)
     journal.ledger = ledger.record
     ctx = IntegrityContext(ledger=ledger, gateway=gateway, stack=stack)
-    for name in checks_for(experiment, stack.description.name, stack.description.audit is not None):
+    entries = checks_for(experiment, stack.description.name, stack.description.audit is not None)
+    for entry in entries:
         started = time.monotonic()
-        record = _record(name, ctx)
+        record = _record(entry, ctx)
         record.took_s = round(time.monotonic() - started, 3)
         journal.integrity.append(record)
-    _attribute(journal, ctx.lost)
-    journal.lost_orders = sorted(ctx.lost, key=lambda o: o.acked_at)[:MAX_LOST_LISTED]
-    persisted = next((r for r in journal.integrity if r.name == "acknowledged_orders_persisted"), None)
-    if persisted is not None:
-        _rpo(journal, experiment, ctx.lost, persisted)
+    # The RPO rests on the URL lookup when it is configured (a system of one's own), else on the gateway check.
+    lookup = any(isinstance(e, LookupCheck) for e in entries)
+    lost = ctx.lookup_lost if lookup else ctx.lost
+    integrity_rpo.attribute(journal, lost)
+    journal.lost_orders = sorted(lost, key=lambda o: o.acked_at)[:MAX_LOST_LISTED]
+    basis = integrity_rpo.basis(journal)
+    if basis is not None:
+        complete = not lookup or (ctx.coverage is not None and ctx.coverage.complete)
+        integrity_rpo.judge(journal, experiment, lost, basis, complete)
     # Nothing to examine is not a failure of the run; a check that could not run is (unverified is not verified).
     return all(r.status != "failed" and r.error is None for r in journal.integrity)

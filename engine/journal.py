@@ -253,15 +253,15 @@ class IntegrityRecord(_Record):
 
 
 class LostOrder(_Record):
-    """An order the gateway acknowledged that the system no longer has (or has in another shape)."""
+    """An order the system acknowledged that it no longer has (or has in another shape); None: not recorded."""
 
     order_id: str
     client_order_id: str | None = None
-    account: str
-    symbol: str
-    side: str
-    qty: int
-    price: float
+    account: str | None = Field(default=None, description="None: the locustfile did not record it (shown as —).")
+    symbol: str | None = None
+    side: str | None = None
+    qty: int | None = None
+    price: float | None = None
     acked_at: float = Field(description="When the load generator received the acknowledgement (wall clock).")
     fault_index: int | None = Field(default=None, description="The fault it is attributed to (None: no fault).")
     found: str = Field(default="missing", description="'missing', or what differs from the acknowledgement.")

@@ -243,11 +243,11 @@ def _message(error: Any) -> str:
 
 
 def _clean_loc(loc: Iterable[Any]) -> Loc:
-    # Drop the discriminator tags pydantic inserts for tagged unions ('metric', 'http' for probes).
+    # Drop the discriminator tags pydantic inserts for tagged unions ('metric', 'http' for probes; integrity entries).
     parts = list(loc)
     cleaned: list[str | int] = []
     for index, part in enumerate(parts):
-        if part in ("metric", "http") and index > 0 and isinstance(parts[index - 1], int):
+        if part in ("metric", "http", "by_name", "configured") and index > 0 and isinstance(parts[index - 1], int):
             continue
         if part in ("process", "link") and index > 1 and parts[index - 2] == "targets":
             continue  # the target kinds of a stack description

@@ -10,13 +10,14 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 from pydantic_core import PydanticCustomError
 
 from engine.durations import Duration
+from engine.integrity_spec import IntegrityEntry, check_entries
 from injectors.selection import Selection
 
-REFERENCE_PROFILES = ("basic", "ha", "lossy", "containers")
+REFERENCE_PROFILES = ("basic", "ha", "lossy", "containers", "hosts")
 
 MetricName = Literal[
     "latency_p50_ms",
@@ -353,9 +354,10 @@ class Experiment(_Strict):
         description="Abort conditions, checked every second from the start of the load: a breach rolls "
         "every fault back at once and ends the run as aborted (exit 1). `chaos.py abort` does the same by hand.",
     )
-    integrity: list[str] | None = Field(
+    integrity: Annotated[list[IntegrityEntry], AfterValidator(check_entries)] | None = Field(
         default=None,
-        description="Data-integrity checks after the run, by name (or `package.module:attribute` for your own). "
+        description="Data-integrity checks after the run, by name (or `package.module:attribute` for your own), "
+        "or a configured check: {check: acknowledged_found_by_url, url: ...} (see LookupCheck; at most one). "
         "Default: all built-in checks on the reference stack (acknowledged_orders_persisted, "
         "no_duplicate_order_ids, no_double_fills, balances_conserved, book_not_crossed), the first two "
         "elsewhere; [] runs none.",

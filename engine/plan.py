@@ -91,7 +91,7 @@ def check(experiment: Experiment, doc: LoadedDocument) -> tuple[list[PlannedFaul
         problems += bind_problems
         if bound is not None:
             faults.append(PlannedFault(position, step, *bound))
-    problems += checks.check_integrity(experiment, loc)
+    problems += checks.check_integrity(experiment, loc, endpoints)
     return faults, problems
 
 

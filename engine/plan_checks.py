@@ -187,10 +187,16 @@ def bind_fault(
     return (injector, spec), problems
 
 
-def check_integrity(experiment: Experiment, loc: Locator) -> list[Problem]:
-    """Every check listed under `integrity:` is a known one."""
+def check_integrity(experiment: Experiment, loc: Locator, endpoints: set[str] | None = None) -> list[Problem]:
+    """Every check listed under `integrity:` is a known one; a lookup URL's {endpoint} is the stack's."""
     problems: list[Problem] = []
     for position, name in enumerate(experiment.integrity or []):
+        if not isinstance(name, str):  # a configured check (engine.integrity_spec), validated by its model
+            if name.endpoint is not None and endpoints is not None and name.endpoint not in endpoints:
+                known = ", ".join(sorted(endpoints)) or "none"
+                message = f"unknown endpoint {{{name.endpoint}}} in url (known: {known})"
+                problems.append(loc.problem(("integrity", position, "url"), message))
+            continue
         try:
             get_check(name)
         except KeyError as exc:

@@ -95,6 +95,7 @@ def integrity_sentence(journal: Journal, words: Wording) -> str:
     if persisted is not None and journal.ledger is not None:
         parts[-1] += f", all {words.count(journal.ledger.acknowledged, 'acknowledged')} accounted for"
     text = ". ".join(parts) + "." if parts else ""
+    text += "".join(f" {r.name} held on {r.why}." for r in held if r.why)  # a sample is said to be one
     if unchecked:
         text += " Not checked: " + "; ".join(f"{r.name} ({r.why or r.error})" for r in unchecked) + "."
     return text.strip()

@@ -19,6 +19,12 @@ threads may record at once: an ``O_APPEND`` write to a regular local file moves 
 writes its bytes as one step, so lines never interleave. Records in one file are in the order their
 acknowledgements were processed.
 
+A locustfile of your own records what your system acknowledged with the two module functions,
+``acknowledged(order_id, account=..., ...)`` and ``cancelled(order_id)`` (docs/integrity.md, "Integrity on
+your own system"): they write through one ledger per process, opened on first use from
+``$CHAOS_LEDGER_DIR``, so they cost one ``os.write`` each and nothing when no run set the directory. Fields
+you do not know are left out: the ledger records them as null and the reports show "—".
+
 This module must stay free of Locust and gevent: the engine imports it to read the format back
 (`read_ledger_dir`).
 """
@@ -44,6 +50,9 @@ __all__ = [
     "Ack",
     "Acknowledgements",
     "Ledger",
+    "acknowledged",
+    "cancelled",
+    "default_ledger",
     "read_ledger_dir",
     "source_id",
 ]
@@ -119,22 +128,59 @@ class Ledger:
             found = answer.get(key)
             return found if found is not None else request.get(key, default)
 
-        client_order_id = value("client_order_id")
         ack_at = answer.get("ack_at")
+        self.acknowledged(
+            order_id,
+            t=t,
+            client_order_id=value("client_order_id"),
+            account=value("account"),
+            symbol=value("symbol"),
+            side=value("side"),
+            qty=value("qty"),
+            price=value("price"),
+            status=answer.get("status") or UNKNOWN_STATUS,
+            filled_qty=answer.get("filled_qty") or 0,
+            ack_at=None if ack_at is None else float(ack_at),
+        )
+
+    def acknowledged(
+        self,
+        order_id: Any,
+        *,
+        t: float | None = None,
+        client_order_id: Any = None,
+        account: Any = None,
+        symbol: Any = None,
+        side: Any = None,
+        qty: Any = None,
+        price: Any = None,
+        status: Any = None,
+        filled_qty: Any = None,
+        ack_at: float | None = None,
+    ) -> None:
+        """Record one acknowledged order by its id; every other field is optional (None: not recorded).
+
+        ``qty`` must be a whole number and ``price`` a number when given (ValueError otherwise), so that
+        the record reads back as written; ``t`` is when the acknowledgement arrived (default: now).
+        """
+        if self.directory is None:
+            return
+        if order_id is None or str(order_id) == "":
+            raise ValueError("an acknowledgement without an order id cannot go into the ledger")
         self._write(
             {
                 "ev": ACK,
-                "t": self._clock() if t is None else t,
+                "t": self._clock() if t is None else float(t),
                 "order_id": str(order_id),
-                "client_order_id": None if client_order_id is None else str(client_order_id),
-                "account": str(value("account")),
-                "symbol": str(value("symbol")),
-                "side": str(value("side")),
-                "qty": int(value("qty")),
-                "price": float(value("price")),
-                "status": str(answer.get("status") or UNKNOWN_STATUS),
-                "filled_qty": int(answer.get("filled_qty") or 0),
-                "ack_at": None if ack_at is None else float(ack_at),
+                "client_order_id": _text(client_order_id),
+                "account": _text(account),
+                "symbol": _text(symbol),
+                "side": _text(side),
+                "qty": None if qty is None else int(qty),
+                "price": None if price is None else float(price),
+                "status": str(status or UNKNOWN_STATUS),
+                "filled_qty": int(filled_qty or 0),
+                "ack_at": ack_at,
             }
         )
 
@@ -143,6 +189,8 @@ class Ledger:
         if self.directory is None:
             return
         self._write({"ev": CANCEL, "t": self._clock() if t is None else t, "order_id": str(order_id)})
+
+    cancelled = cancel  # the same name as the module function and as `acknowledged`
 
     def close(self) -> None:
         """Close this process's file (a later record opens it again)."""
@@ -176,17 +224,68 @@ class Ledger:
             return self._fd
 
 
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+_DEFAULT: Ledger | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_ledger() -> Ledger:
+    """This process's ledger under ``$CHAOS_LEDGER_DIR`` (read once, on first use); disabled without it."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        with _DEFAULT_LOCK:
+            if _DEFAULT is None:
+                _DEFAULT = Ledger.from_env()
+    return _DEFAULT
+
+
+def acknowledged(
+    order_id: Any,
+    *,
+    account: Any = None,
+    symbol: Any = None,
+    side: Any = None,
+    qty: Any = None,
+    price: Any = None,
+    client_order_id: Any = None,
+    t: float | None = None,
+) -> None:
+    """Record that your system acknowledged order ``order_id`` (call it on the success answer).
+
+    Give what you know of the order; what you leave out is recorded as not known (null) and never compared.
+    ``t``: when the acknowledgement arrived (default: now). A no-op outside a chaos run.
+    """
+    default_ledger().acknowledged(
+        order_id,
+        t=t,
+        client_order_id=client_order_id,
+        account=account,
+        symbol=symbol,
+        side=side,
+        qty=qty,
+        price=price,
+    )
+
+
+def cancelled(order_id: Any, *, t: float | None = None) -> None:
+    """Record that your system acknowledged the cancel of order ``order_id``; a no-op outside a chaos run."""
+    default_ledger().cancel(str(order_id), t)
+
+
 @dataclass(frozen=True)
 class Ack:
-    """One order acknowledgement read back from a ledger."""
+    """One order acknowledgement read back from a ledger; None: the locustfile did not record that field."""
 
     order_id: str
     client_order_id: str | None
-    account: str
-    symbol: str
-    side: str
-    qty: int
-    price: float
+    account: str | None
+    symbol: str | None
+    side: str | None
+    qty: int | None
+    price: float | None
     t: float
     filled_qty: int = 0
 
@@ -204,12 +303,12 @@ class Acknowledgements:
 def _ack(entry: dict[str, Any]) -> Ack:
     return Ack(
         order_id=str(entry["order_id"]),
-        client_order_id=entry.get("client_order_id"),
-        account=str(entry["account"]),
-        symbol=str(entry["symbol"]),
-        side=str(entry["side"]),
-        qty=int(entry["qty"]),
-        price=float(entry["price"]),
+        client_order_id=_text(entry.get("client_order_id")),
+        account=_text(entry.get("account")),
+        symbol=_text(entry.get("symbol")),
+        side=_text(entry.get("side")),
+        qty=None if entry.get("qty") is None else int(entry["qty"]),
+        price=None if entry.get("price") is None else float(entry["price"]),
         t=float(entry["t"]),
         filled_qty=int(entry.get("filled_qty") or 0),
     )

@@ -43,6 +43,7 @@ class InvariantView:
     columns: list[str]
     examples: list[list[str]]
     examples_title: str
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,15 @@ class RpoView:
     lines: list[RpoLine]
 
 
+UNRECORDED = "—"  # a lost order's field the locustfile did not record: never blank, never 0
+
+
 @dataclass(frozen=True)
 class LostOrderRow:
     order: LostOrder
+    account: str
+    symbol: str
+    side: str
     qty: str
     price: str
     acked: Stamp
@@ -81,10 +88,12 @@ def _price(value: float) -> str:
 
 
 def _cell(example: dict[str, Any], key: str) -> str:
-    """One field of an integrity violation: text as is, anything else as JSON, absent as blank."""
+    """One field of an integrity violation: text as is, anything else as JSON, absent as blank, unrecorded as —."""
     if key not in example:
         return ""
     value = example[key]
+    if value is None:
+        return UNRECORDED
     return value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
 
 
@@ -206,6 +215,7 @@ class JournalView:
             counts=counts,
             took=f"{record.took_s:.2f} s",
             error=record.error or (record.why if record.status == "not_checked" else ""),
+            note="" if record.status == "not_checked" else record.why,  # what a verdict rests on (e.g. a sample)
             columns=columns,
             examples=[[_cell(example, key) for key in columns] for example in record.examples],
             examples_title=title,
@@ -238,8 +248,11 @@ class JournalView:
         rows = [
             LostOrderRow(
                 o,
-                f"{o.qty:,}",
-                _price(o.price),
+                o.account or UNRECORDED,
+                o.symbol or UNRECORDED,
+                o.side or UNRECORDED,
+                UNRECORDED if o.qty is None else f"{o.qty:,}",
+                UNRECORDED if o.price is None else _price(o.price),
                 self.must_stamp(o.acked_at),
                 "none" if o.fault_index is None else f"#{o.fault_index}",
                 self.fault_label(o.fault_index),

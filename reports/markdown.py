@@ -64,6 +64,31 @@ def _where(check: CheckRecord) -> str:
 FAULT_HEADER = "| fault | kind | target | status | RTO | impact | after the fault ended | measured |"
 
 
+MAX_LOST_SHOWN = 10
+UNRECORDED = "—"  # a field the locustfile did not record: never blank, never 0
+
+
+def _known(value: object) -> str:
+    return UNRECORDED if value is None or value == "" else text(f"{value:,}" if isinstance(value, int) else value)
+
+
+def _lost_orders(journal: Journal) -> list[str]:
+    """The first lost orders, with — for what the locustfile did not record."""
+    if not journal.lost_orders:
+        return []
+    lines = [
+        "| lost order | account | symbol | side | qty | price | fault | found |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for o in journal.lost_orders[:MAX_LOST_SHOWN]:
+        fault = "none" if o.fault_index is None else f"#{o.fault_index}"
+        price = UNRECORDED if o.price is None else f"{o.price:g}"
+        cells = [_code(o.order_id), *(_known(v) for v in (o.account, o.symbol, o.side, o.qty)), price, fault]
+        lines.append("| " + " | ".join([*cells, text(o.found)]) + " |")
+    more = len(journal.lost_orders) - MAX_LOST_SHOWN
+    return [*lines, *([f"… and {more:,} more in the journal."] if more > 0 else []), ""]
+
+
 def render_markdown(journal: Journal) -> str:
     lines = [
         f"### {_ICON.get(journal.verdict, '•')} {text(journal.experiment_title)} — **{journal.verdict.upper()}**",
@@ -92,8 +117,10 @@ def render_markdown(journal: Journal) -> str:
         for r in journal.integrity:
             why = r.error or r.why
             shown = _outcome(r.status, why, "holds", "violated")
+            shown += f" ({text(r.why)})" if r.status != "not_checked" and r.why else ""  # e.g. a sample, said so
             lines.append(f"| {_code(r.name)} | {r.checked} | {r.violations} | {shown} |")
         lines.append("")
+    lines += _lost_orders(journal)
     failed = [c for c in journal.checks if c.status == "failed"]
     if failed:
         lines += ["Steady-state checks that failed:", ""]
