@@ -185,7 +185,7 @@ async def run(argv: list[str] | None = None) -> None:
         await gateway.close()
         await store.close()
 
-    await serve(build_app(gateway), args.port, shutdown)
+    await serve(build_app(gateway), args.port, shutdown, args.host)
 
 
 def main(argv: list[str] | None = None) -> None:

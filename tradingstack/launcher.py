@@ -17,7 +17,8 @@ from pathlib import Path
 
 from clients.procs import is_running, spawn, wait_exit
 from stackspec.targets import ProcessInstance, ProcessTarget, StackDescription
-from tradingstack import containers, topology
+from tradingstack import containers, hosts_launch, topology
+from tradingstack.hosts import RECORD as HOSTS_RECORD
 from tradingstack.processes import REPO_ROOT
 from tradingstack.readiness import check_links, left, wait_leader, wait_ready, wait_sentinels
 from tradingstack.state import (
@@ -105,6 +106,9 @@ def start_stack(
     chosen before the processes bind them; if another program takes one in between, the start is
     tried again (up to START_ATTEMPTS times) with new ports.
     """
+    if profile == "hosts":  # fixed ports on hosts of its own: no port to be taken
+        _refuse_if_running(Path(directory))
+        return hosts_launch.start_stack(directory, timeout_s=max(timeout_s, 90.0), session_timeout_s=session_timeout_s)
     for attempt in range(1, START_ATTEMPTS + 1):
         try:
             return _start_once(directory, profile, matchers, ports, timeout_s, session_timeout_s)
@@ -213,6 +217,8 @@ def _terminate(instances: Iterable[ProcessInstance], timeout_s: float) -> list[s
 def stop_stack(directory: Path, timeout_s: float = 10.0) -> list[str]:
     """Stop the stack in reverse dependency order, only PIDs we started; remove state.json, keep logs."""
     directory = Path(directory).resolve()
+    if (directory / "hosts" / HOSTS_RECORD).exists():  # a hosts stack, or what a crashed `up` of one left
+        return hosts_launch.stop_stack(directory, timeout_s)
     state = read_state(directory)
     if state is None:
         return [f"no {STATE_FILE} in {directory}: nothing to stop"]

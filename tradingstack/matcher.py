@@ -342,7 +342,7 @@ async def run(argv: list[str] | None = None) -> None:
     configure_logging(args.name)
     store = Store(connect(args.redis))
     session = ZooKeeperSession(args.zookeeper, args.session_timeout)
-    engine = MatchingEngine(args.name, f"http://127.0.0.1:{args.port}", store, session, unsafe_ack=args.unsafe_ack)
+    engine = MatchingEngine(args.name, f"http://{args.host}:{args.port}", store, session, unsafe_ack=args.unsafe_ack)
     if args.unsafe_ack:
         log.warning("--unsafe-ack: orders are acknowledged before they are persisted; a crash loses them")
     watch = asyncio.create_task(engine.redis.run())
@@ -355,7 +355,7 @@ async def run(argv: list[str] | None = None) -> None:
         watch.cancel()
         await store.close()
 
-    await serve(build_app(engine), args.port, shutdown)
+    await serve(build_app(engine), args.port, shutdown, args.host)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -57,14 +57,16 @@ def redis_instance(directory: Path, port: int, *, programs: Programs = ON_PATH) 
     return redis_node_instance(directory, "redis", port, programs=programs)
 
 
-def _redis_process(directory: Path, name: str, port: int, argv: list[str], programs: Programs) -> ProcessInstance:
-    """A redis-server process (a data node or a Sentinel) answering PING on `port`."""
+def _redis_process(
+    directory: Path, name: str, port: int, argv: list[str], programs: Programs, bind: str = "127.0.0.1"
+) -> ProcessInstance:
+    """A redis-server process (a data node or a Sentinel) answering PING on `bind`:`port`."""
     return ProcessInstance(
         name=name,
         argv=[programs.path("redis-server", _REDIS_HINT), *argv],
         cwd=str(directory),
         log=str(directory / "logs" / f"{name}.log"),
-        health=RedisHealth(redis=f"127.0.0.1:{port}"),
+        health=RedisHealth(redis=f"{bind}:{port}"),
         ports={"client": port},
     )
 
@@ -95,47 +97,72 @@ def zookeeper_instance(directory: Path, port: int, *, programs: Programs = ON_PA
 
 
 def redis_node_instance(
-    directory: Path, name: str, port: int, replica_of: int | None = None, *, programs: Programs = ON_PATH
+    directory: Path,
+    name: str,
+    port: int,
+    replica_of: int | None = None,
+    *,
+    programs: Programs = ON_PATH,
+    bind: str = "127.0.0.1",
+    primary_address: str = "127.0.0.1",
 ) -> ProcessInstance:
-    """One Redis server of a replicated set, with its own data directory (kept across restarts)."""
+    """One Redis server of a replicated set, bound to `bind`, with its own data directory (kept across restarts);
+    a replica follows the primary at `primary_address`:`replica_of`."""
     data = directory / "redis" / name
     data.mkdir(parents=True, exist_ok=True)
-    argv = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"]
+    argv = ["--port", str(port), "--bind", bind, "--save", "", "--appendonly", "yes"]
     argv += ["--dir", str(data), "--daemonize", "no"]
     # DEBUG SLEEP (the redis.slow fault) needs DEBUG, which Redis 7 refuses by default; a replica's full sync
     # starts at once instead of after 5 s spent waiting for more replicas that never come.
     argv += ["--enable-debug-command", "local", "--repl-diskless-sync-delay", "0"]
+    if bind != "127.0.0.1":  # a namespace host's address: reached only over the stack's own bridge
+        argv += ["--protected-mode", "no"]
     if replica_of is not None:
-        argv += ["--replicaof", "127.0.0.1", str(replica_of)]
-    return _redis_process(directory, name, port, argv, programs)
+        argv += ["--replicaof", primary_address, str(replica_of)]
+    return _redis_process(directory, name, port, argv, programs, bind)
 
 
 def sentinel_instance(
-    directory: Path, name: str, port: int, primary_port: int, quorum: int = 2, *, programs: Programs = ON_PATH
+    directory: Path,
+    name: str,
+    port: int,
+    primary_port: int,
+    quorum: int = 2,
+    *,
+    programs: Programs = ON_PATH,
+    bind: str = "127.0.0.1",
+    primary_address: str = "127.0.0.1",
 ) -> ProcessInstance:
     """A Redis Sentinel watching the primary. Sentinels rewrite their config: each start gets a fresh one."""
     config = directory / "redis" / f"{name}.conf"
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(
         f"port {port}\n"
-        "bind 127.0.0.1\n"
+        f"bind {bind}\n"
+        f"protected-mode {'yes' if bind == '127.0.0.1' else 'no'}\n"
         "daemonize no\n"
         f"dir {config.parent}\n"
-        f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {primary_port} {quorum}\n"
+        f"sentinel monitor {SENTINEL_MASTER} {primary_address} {primary_port} {quorum}\n"
         f"sentinel down-after-milliseconds {SENTINEL_MASTER} {SENTINEL_DOWN_AFTER_MS}\n"
         f"sentinel failover-timeout {SENTINEL_MASTER} {SENTINEL_FAILOVER_TIMEOUT_MS}\n"
         f"sentinel parallel-syncs {SENTINEL_MASTER} 1\n"
     )
-    return _redis_process(directory, name, port, [str(config), "--sentinel"], programs)
+    return _redis_process(directory, name, port, [str(config), "--sentinel"], programs, bind)
 
 
 def zookeeper_ensemble(
-    directory: Path, ports: list[tuple[int, int, int]], *, programs: Programs = ON_PATH
+    directory: Path,
+    ports: list[tuple[int, int, int]],
+    *,
+    programs: Programs = ON_PATH,
+    addresses: list[str] | None = None,
 ) -> list[ProcessInstance]:
-    """A ZooKeeper ensemble on loopback: one (client, peer, election) port triple per node, own data dirs."""
+    """A ZooKeeper ensemble: one (client, peer, election) port triple per node, own data dirs; every node
+    on loopback, or node N on `addresses[N-1]` (a host of its own)."""
     java = programs.path("java", _JAVA_HINT)
+    bind = addresses or ["127.0.0.1"] * len(ports)
     servers = "".join(
-        f"server.{n}=127.0.0.1:{peer}:{election}\n" for n, (_, peer, election) in enumerate(ports, start=1)
+        f"server.{n}={bind[n - 1]}:{peer}:{election}\n" for n, (_, peer, election) in enumerate(ports, start=1)
     )
     nodes = []
     for n, (client, _, _) in enumerate(ports, start=1):
@@ -150,7 +177,7 @@ def zookeeper_ensemble(
             "syncLimit=4\n"
             f"dataDir={home / 'data'}\n"
             f"clientPort={client}\n"
-            "clientPortAddress=127.0.0.1\n"
+            f"clientPortAddress={bind[n - 1]}\n"
             "minSessionTimeout=1000\n"
             "maxSessionTimeout=10000\n"
             "4lw.commands.whitelist=*\n"
@@ -164,7 +191,7 @@ def zookeeper_ensemble(
                 argv=[java, *JVM_OPTIONS, "-cp", ZOOKEEPER_CLASSPATH, main_class, str(config)],
                 cwd=str(home),
                 log=str(directory / "logs" / f"{name}.log"),
-                health=ZooKeeperHealth(zookeeper=f"127.0.0.1:{client}"),
+                health=ZooKeeperHealth(zookeeper=f"{bind[n - 1]}:{client}"),
                 ports={"client": client, "peer": ports[n - 1][1], "election": ports[n - 1][2]},
             )
         )
@@ -201,13 +228,16 @@ def service_instance(
     session_timeout_s: float,
     routes: Mapping[str, str] | None = None,
     extra: list[str] | None = None,
+    bind: str = "127.0.0.1",
 ) -> ProcessInstance:
+    """A matching engine or the gateway, serving HTTP on `bind`:`port`."""
     argv = [sys.executable, "-m", module, "--name", name, "--port", str(port)]
+    argv += ["--host", bind] if bind != "127.0.0.1" else []
     argv += ["--redis", redis, "--zookeeper", zookeeper, "--session-timeout", str(session_timeout_s)]
     argv += extra or []
     for target, address in (routes or {}).items():
         argv += ["--route", f"{target}={address}"]
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{bind}:{port}"
     return ProcessInstance(
         name=name,
         argv=argv,

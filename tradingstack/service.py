@@ -29,7 +29,10 @@ StateListener = Callable[[str], None]
 def parse_args(prog: str, description: str, argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--name", required=True, help="instance name, e.g. matcher-1")
-    parser.add_argument("--port", type=int, required=True, help="HTTP port on 127.0.0.1")
+    parser.add_argument("--port", type=int, required=True, help="HTTP port on --host")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to serve HTTP on, and advertise (default 127.0.0.1)"
+    )
     parser.add_argument("--redis", required=True, help="Redis host:port")
     parser.add_argument("--zookeeper", required=True, help="ZooKeeper host:port[,host:port...]")
     parser.add_argument("--session-timeout", type=float, default=2.0, help="ZooKeeper session timeout (s)")
@@ -156,16 +159,18 @@ async def read_json(request: web.Request) -> object:
         raise OrderRejected(f"body is not valid JSON: {exc}") from exc
 
 
-async def serve(app: web.Application, port: int, on_stop: Callable[[], Awaitable[None]]) -> None:
-    """Serve on 127.0.0.1:port until SIGTERM/SIGINT, then run `on_stop` and close the server."""
+async def serve(
+    app: web.Application, port: int, on_stop: Callable[[], Awaitable[None]], host: str = "127.0.0.1"
+) -> None:
+    """Serve on host:port until SIGTERM/SIGINT, then run `on_stop` and close the server."""
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port, reuse_address=True).start()
+    await web.TCPSite(runner, host, port, reuse_address=True).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("serving on http://127.0.0.1:%d", port)
+    log.info("serving on http://%s:%d", host, port)
     await stop.wait()
     log.info("shutting down")
     try:

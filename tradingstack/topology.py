@@ -216,6 +216,8 @@ PROFILES = {
     "deliberately unsafe, to prove that the integrity checks catch lost orders",
     "containers": "basic, but the matching engines run as containers on the Docker-API engine at $DOCKER_HOST "
     "(host network; see scripts/podman-setup.sh)",
+    "hosts": "ha without proxies, every node on a host of its own: 8 network namespaces on a bridge, each with its "
+    "own address and sshd; nodes started and reached over SSH (needs root)",
 }
 # Profiles with basic's middleware: one Redis and one ZooKeeper server.
 SINGLE_SERVER_PROFILES = ("basic", "lossy", "containers")
@@ -265,7 +267,9 @@ def _middleware(
 
 
 def port_names(profile: str, matchers: list[str]) -> list[str]:
-    """The names `--port NAME=PORT` accepts for a profile."""
+    """The names `--port NAME=PORT` accepts for a profile (none for hosts: its nodes use the standard ports)."""
+    if profile == "hosts":
+        return []
     middleware = (
         ["redis", "zookeeper"]
         if profile in SINGLE_SERVER_PROFILES

@@ -23,6 +23,7 @@ import secrets
 import socket
 import time
 from abc import abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Annotated, ClassVar, Literal, Self, TypeVar
 
@@ -181,22 +182,26 @@ class HostNetFault(Injector[HostNetSpecT]):
         for instance in chosen:
             by_host.setdefault(host_key(instance), []).append(instance)
         name = table_name(ctx.run_id, self.kind)
-        refs = []
-        for group in by_host.values():
-            faulted = group[0].host
-            script, addresses = self.script(name, faulted, ctx)
-            Nft(self.shell(faulted)).check(script)  # nothing is applied anywhere unless every host accepts it
-            detail: dict[str, JsonValue] = {
-                "host": faulted.label if faulted is not None else _LOCAL,
-                "ssh": faulted.model_dump(mode="json") if faulted is not None else None,
-                "instances": list[JsonValue](i.name for i in group),
-                "table": name,
-                "far_side": list[JsonValue](addresses),
-                "ports": list[JsonValue](self.spec.ports),
-                "script": script,
-            }
-            refs.append(TargetRef(id=str(detail["host"]), detail=detail))
-        return refs
+        groups = list(by_host.values())
+        # Every host's check at once, `parallel` at a time: nothing is applied anywhere unless every host accepts it.
+        with ThreadPoolExecutor(max_workers=max(1, min(self.spec.parallel, len(groups)))) as pool:
+            return list(pool.map(lambda group: self._checked_ref(name, group, ctx), groups))
+
+    def _checked_ref(self, name: str, group: list[ProcessInstance], ctx: RunContext) -> TargetRef:
+        """One host's target: its table's ruleset, checked with `nft -c` on that host."""
+        faulted = group[0].host
+        script, addresses = self.script(name, faulted, ctx)
+        Nft(self.shell(faulted)).check(script)
+        detail: dict[str, JsonValue] = {
+            "host": faulted.label if faulted is not None else _LOCAL,
+            "ssh": faulted.model_dump(mode="json") if faulted is not None else None,
+            "instances": list[JsonValue](i.name for i in group),
+            "table": name,
+            "far_side": list[JsonValue](addresses),
+            "ports": list[JsonValue](self.spec.ports),
+            "script": script,
+        }
+        return TargetRef(id=str(detail["host"]), detail=detail)
 
     def _found(self, instance: ProcessInstance) -> ProcessInstance:
         """The instance with the PID its `match` rule finds, so its role can be asked; as it is when none."""
