@@ -13,6 +13,7 @@ from kazoo.exceptions import NoNodeError
 from kazoo.recipe.watchers import DataWatch
 
 from tradingstack.election import LEADER_PATH, parse_leader
+from tradingstack.metrics import GatewayMetrics, add_route, counted
 from tradingstack.orders import ACCOUNTS, OrderRejected, parse_order_id, parse_public
 from tradingstack.service import (
     RedisWatch,
@@ -43,6 +44,8 @@ class Gateway:
         self.session = session
         self.redis = RedisWatch(store)
         self.leader: dict[str, Any] | None = None
+        self._answered = True  # the last request forwarded to the leader was answered by it (below 500)
+        self.metrics = GatewayMetrics(self)
         self._loop = asyncio.get_running_loop()
         self._refreshing = False
         self._http = aiohttp.ClientSession(
@@ -67,7 +70,13 @@ class Gateway:
     def _set_leader(self, leader: dict[str, Any] | None) -> None:
         if leader != self.leader:
             log.info("leader is now %s", leader or "unknown")
+            self._answered = True  # a new leader is not tried yet
         self.leader = leader
+
+    @property
+    def leader_reachable(self) -> bool:
+        """A leader is known, and the last request forwarded to it was answered (not a failure, timeout or 5xx)."""
+        return self.leader is not None and self._answered
 
     def refresh_leader(self) -> None:
         """Re-read the leader znode without waiting for it (one read in flight at a time)."""
@@ -99,9 +108,11 @@ class Gateway:
                 payload = await resp.json(content_type=None)
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            self._answered = False
             self.refresh_leader()
             reason = str(exc) or type(exc).__name__
             return error(503, f"matching engine {leader['name']} unreachable: {reason}")
+        self._answered = status < 500
         if status >= 500:
             self.refresh_leader()
             detail = payload.get("detail") or payload.get("error") if isinstance(payload, dict) else payload
@@ -160,11 +171,12 @@ def build_app(gateway: Gateway) -> web.Application:
         return web.json_response({"status": "ok", "leader": gateway.leader["name"]})
 
     app = web.Application()
-    app.router.add_post("/orders", place)
-    app.router.add_delete("/orders/{order_id}", cancel)
+    app.router.add_post("/orders", counted(place, gateway.metrics.order_answered))
+    app.router.add_delete("/orders/{order_id}", counted(cancel, gateway.metrics.cancel_answered))
     app.router.add_get("/orders/{order_id}", get_order)
     app.router.add_get("/accounts/{account}", get_account)
     app.router.add_get("/health", health)
+    add_route(app, gateway.metrics.registry)
     return app
 
 

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from tradingstack.book import BookError, OrderBook
 from tradingstack.election import ElectionThread, LeadershipRefused
 from tradingstack.matcher_api import NotLeaderError, build_app
+from tradingstack.metrics import MatcherMetrics
 from tradingstack.orders import SYMBOLS, OrderRequest
 from tradingstack.records import OPEN_STATUSES, Op, cancel_ops, order_ops
 from tradingstack.service import RedisWatch, ZooKeeperSession, configure_logging, in_thread, parse_args, serve
@@ -55,6 +56,7 @@ class _Commit:
     ops: list[Op]
     answer: dict[str, Any]
     client_key: tuple[str, str] | None = None
+    order: bool = True  # an order's writes (False: a cancel's)
     queued_at: float = field(default_factory=time.monotonic)
     done: asyncio.Future[dict[str, Any]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -97,6 +99,7 @@ class MatchingEngine:
         )
         session.add_listener(self._on_session)
         self.redis.on_tick = self._check_redis
+        self.metrics = MatcherMetrics(self)
 
     @property
     def accepting(self) -> bool:
@@ -250,7 +253,7 @@ class MatchingEngine:
             book = next((b for b in self._books.values() if order_id in b), None)
             if book is not None:
                 book.cancel(order_id)
-                commit: _Commit | None = self._enqueue(epoch, cancel_ops(order_id, book.symbol), {})
+                commit: _Commit | None = self._enqueue(epoch, cancel_ops(order_id, book.symbol), {}, order=False)
             else:
                 commit = None
                 barrier = self._queue[-1].done if self._queue else None
@@ -274,9 +277,16 @@ class MatchingEngine:
     # --- group commit ------------------------------------------------------------------------
 
     def _enqueue(
-        self, epoch: int, ops: list[Op], answer: dict[str, Any], client_key: tuple[str, str] | None = None
+        self,
+        epoch: int,
+        ops: list[Op],
+        answer: dict[str, Any],
+        client_key: tuple[str, str] | None = None,
+        order: bool = True,
     ) -> _Commit:
-        commit = _Commit(epoch, ops, answer, client_key)
+        commit = _Commit(epoch, ops, answer, client_key, order)
+        if order:
+            self.metrics.matched.inc()
         if client_key is not None:
             self._remember(client_key, commit.done)
         # Every future is awaited by its request, unless the client went away: never log it as lost.
@@ -313,12 +323,14 @@ class MatchingEngine:
     async def _commit_loop(self) -> None:
         while self._queue:
             batch = [self._queue.popleft() for _ in range(await self._due())]
+            self.metrics.batch_size.observe(len(batch))
             try:
                 await self._fenced(self.store.apply(batch[0].epoch, [op for c in batch for op in c.ops]))
             except BaseException as exc:
                 # Everything queued was matched against a book that assumed this batch: fail it all.
                 failed, self._queue = batch + list(self._queue), deque()
                 self._dirty = True
+                self.metrics.failed.inc(sum(c.order for c in failed))
                 for commit in failed:
                     self._forget(commit)
                     if not commit.done.done():
@@ -326,6 +338,7 @@ class MatchingEngine:
                 if not isinstance(exc, Exception):
                     raise
                 continue
+            self.metrics.committed.inc(sum(c.order for c in batch))
             for commit in batch:
                 if not commit.done.done():
                     commit.done.set_result(commit.answer)

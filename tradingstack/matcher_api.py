@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from tradingstack.book import BookError
+from tradingstack.metrics import add_route
 from tradingstack.orders import OrderRejected, parse_internal, parse_order_id
 from tradingstack.service import error, read_json
 from tradingstack.store import OrderClosedError, StoreError, StoreUnavailableError, UnknownOrderError
@@ -76,4 +77,5 @@ def build_app(engine: MatchingEngine) -> web.Application:
     app.router.add_delete("/internal/orders/{order_id}", cancel)
     app.router.add_get("/status", status)
     app.router.add_get("/health", health)
+    add_route(app, engine.metrics.registry)
     return app
