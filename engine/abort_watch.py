@@ -12,24 +12,12 @@ from engine.errors import Aborted
 from engine.guards import market_open
 from engine.journal import ErrorRecord, GuardRecord
 from engine.judge import LiveJudge
-from engine.model import AbortCondition, Experiment, MetricProbe, Probe
+from engine.model import Experiment
+from engine.probes import abort_probe as abort_probe  # re-exported: what each condition watches
 from engine.probes import second_failures
+from engine.prom_probe import NOT_CHECKED
 from engine.recorder import RunRecorder
 from engine.stack import LiveStack
-
-
-def abort_probe(experiment: Experiment, condition: AbortCondition) -> Probe:
-    """What an abort condition watches, second by second: a probe of the steady state, or a threshold."""
-    if condition.probe is not None:
-        return next(p for p in experiment.steady_state if p.name == condition.probe)
-    assert condition.metric is not None  # the model requires a metric when there is no probe
-    return MetricProbe(
-        name=condition.label,
-        metric=condition.metric,
-        request=condition.request,
-        max=condition.above,
-        min=condition.below,
-    )
 
 
 class AbortWatch:
@@ -74,7 +62,9 @@ class AbortWatch:
         first = self._checked + 1 if self._checked is not None else math.floor(t0)
         for second in range(first, last + 1):
             for i, (probe, condition) in enumerate(zip(self._probes, self._conditions, strict=True)):
-                breached = bool(second_failures([probe], second, store, samplers))
+                # A Prometheus that could not be read says nothing: that second is no breach (it ends a streak).
+                failures = second_failures([probe], second, store, samplers)
+                breached = any(not f.endswith(NOT_CHECKED) for f in failures)
                 self._streaks[i] = self._streaks[i] + 1 if breached else 0
                 if self._streaks[i] >= math.ceil(condition.for_s):
                     raise Aborted(f"abort condition '{condition.label}' held for {self._streaks[i]}s")

@@ -10,7 +10,8 @@ import math
 from engine.journal import FaultRecord, Journal, ObjectiveRecord, Status, SteadyPoint
 from engine.metrics import MetricStore
 from engine.model import Experiment
-from engine.probes import HttpSampler, judge, second_failures
+from engine.probes import Sampler, judge, second_failures
+from engine.prom_probe import PromSampler
 from engine.recovery import measure
 from engine.verdict import decide
 
@@ -27,7 +28,7 @@ def fault_windows(journal: Journal, load_end: float) -> list[Window]:
 def steady_series(
     experiment: Experiment,
     store: MetricStore,
-    samplers: dict[str, HttpSampler],
+    samplers: dict[str, Sampler],
     start: float,
     end: float,
     windows: list[Window] | None = None,
@@ -76,7 +77,7 @@ def analyse(
     journal: Journal,
     experiment: Experiment,
     store: MetricStore,
-    samplers: dict[str, HttpSampler],
+    samplers: dict[str, Sampler],
     load_start: float,
     load_end: float,
 ) -> None:
@@ -84,6 +85,7 @@ def analyse(
     windows = fault_windows(journal, load_end)
     journal.metrics = store.series(load_start, load_end)
     journal.steady = steady_series(experiment, store, samplers, load_start, load_end, windows)
+    journal.probes = {n: s.series(load_start, load_end) for n, s in samplers.items() if isinstance(s, PromSampler)}
     stable_for = experiment.recovery.stable_for
     injected = [f for f in journal.faults if f.injected_at is not None]
     for fault in injected:

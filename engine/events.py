@@ -104,7 +104,7 @@ class FaultRolledBack(Event):
 
 @dataclass(frozen=True)
 class ProbeObserved(Event):
-    """The steady state changed: it stopped holding, or holds again (not every sample)."""
+    """The steady state changed: it stopped holding, holds again, or other probes fail (not every sample)."""
 
     type: ClassVar[str] = "probe_observed"
     second: float

@@ -17,6 +17,7 @@ from engine.atomic import write_atomic as write_atomic  # re-exported: reports, 
 from engine.eventlog import merge
 from engine.files import LIMITS, read_json
 from engine.model import RtoFrom
+from engine.prom_probe_model import ProbePoint as ProbePoint  # re-exported: the journal schema includes it
 from engine.redact import redact
 from injectors.base import FaultPlan
 from injectors.base import TargetResult as TargetResult  # re-exported: the journal schema includes it
@@ -83,7 +84,7 @@ class CheckRecord(_Record):
     probe: str
     phase: JudgedPhase
     fault_index: int | None = None
-    kind: Literal["metric", "http"]
+    kind: Literal["metric", "http", "prometheus"]
     metric: str | None = None
     request: str | None = None
     min: float | None = None
@@ -331,6 +332,7 @@ class Journal(_Record):
         default_factory=dict, description="Per-second load metrics by request name; '*' is all requests."
     )
     steady: list[SteadyPoint] = Field(default_factory=list)
+    probes: dict[str, list[ProbePoint]] = Field(default_factory=dict, description="Prometheus probe samples by name.")
     errors: list[ErrorRecord] = Field(default_factory=list)
     integrity: list[IntegrityRecord] = Field(default_factory=list, description="Data-integrity checks after the run.")
     ledger: LedgerRecord | None = Field(default=None, description="The acknowledgements the integrity checks used.")
@@ -341,6 +343,7 @@ class Journal(_Record):
     guards: list[GuardRecord] = Field(
         default_factory=list, description="Safety guards judged before the run, with any overrides."
     )
+    metrics_listen: str | None = Field(default=None, description="HOST:PORT the runner's own metrics were served on.")
     upgraded_from: int | None = Field(
         default=None, description="The schema version this journal was written in, when read from an older one."
     )

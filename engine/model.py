@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from engine.durations import Duration
 from engine.integrity_spec import IntegrityEntry, check_entries
+from engine.prom_probe_model import PrometheusQuery
 from injectors.selection import Selection
 
 REFERENCE_PROFILES = ("basic", "ha", "lossy", "containers", "hosts")
@@ -166,16 +167,40 @@ class MetricProbe(_Strict):
 
     @model_validator(mode="after")
     def _some_bound(self) -> Self:
-        if self.min is None and self.max is None:
-            raise ValueError("give 'min', 'max' or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"'min' ({self.min}) is above 'max' ({self.max})")
+        _check_min_max(self.min, self.max)
+        return self
+
+
+def _check_min_max(low: float | None, high: float | None) -> None:
+    if low is None and high is None:
+        raise ValueError("give 'min', 'max' or both")
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"'min' ({low}) is above 'max' ({high})")
+
+
+class PrometheusProbe(_Strict):
+    """A PromQL instant query on an interval, each sample judged against min/max (docs/monitoring.md); a sample
+    that gives no single number (no series, several, an error, a timeout) is "not checked", never 0."""
+
+    name: str = Field(min_length=1, description="Unique name, used in reports.")
+    prometheus: PrometheusQuery = Field(description="The query, the Prometheus it is sent to, and how often.")
+    min: float | None = Field(default=None, description="Lowest healthy value.")
+    max: float | None = Field(default=None, description="Highest healthy value.")
+    during: Bounds | None = Field(
+        default=None,
+        description="Tolerance while a fault is in effect (judged over each fault window). Omitted: the window is "
+        "only observed, and `min`/`max` stay the tolerance second by second.",
+    )
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> Self:
+        _check_min_max(self.min, self.max)
         return self
 
 
 class AbortCondition(_Strict):
-    """Stop the run at once, rolling every fault back, when a load metric stays beyond a limit — or a
-    steady-state probe keeps failing — for `for` whole seconds."""
+    """Stop the run at once, rolling every fault back, when a load metric or a PromQL query stays beyond a limit —
+    or a steady-state probe keeps failing — for `for` whole seconds."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False, strict=True)
 
@@ -183,9 +208,10 @@ class AbortCondition(_Strict):
     metric: MetricName | None = Field(default=None, description="A load metric (give `above` or `below`).")
     probe: str | None = Field(
         default=None,
-        description="Or: the name of a steady-state probe (metric or HTTP); abort while it fails its own "
-        "thresholds (not its `during` tolerance).",
+        description="Or: the name of a steady-state probe (metric, HTTP or Prometheus); abort while it fails its "
+        "own thresholds (not its `during` tolerance).",
     )
+    prometheus: PrometheusQuery | None = Field(default=None, description="Or: a PromQL query (give above/below).")
     request: str | None = Field(default=None, description="Locust request name; omitted = all requests.")
     above: float | None = Field(default=None, description="Abort when the metric stays above this.")
     below: float | None = Field(default=None, description="Abort when the metric stays below this.")
@@ -198,13 +224,15 @@ class AbortCondition(_Strict):
 
     @model_validator(mode="after")
     def _one_limit(self) -> Self:
-        if (self.metric is None) == (self.probe is None):
-            raise ValueError("give exactly one of 'metric' (with 'above' or 'below') or 'probe'")
+        if [self.metric, self.probe, self.prometheus].count(None) != 2:
+            raise ValueError("give exactly one of 'metric' or 'prometheus' (with 'above' or 'below') or 'probe'")
         if self.probe is not None:
             if self.above is not None or self.below is not None or self.request is not None:
                 raise ValueError("a 'probe' condition uses the probe's own thresholds: remove above/below/request")
         elif (self.above is None) == (self.below is None):
             raise ValueError("give exactly one of 'above' or 'below'")
+        elif self.prometheus is not None and self.request is not None:
+            raise ValueError("'request' names a Locust request: a 'prometheus' condition has none")
         return self
 
     @property
@@ -215,6 +243,7 @@ class AbortCondition(_Strict):
             return f"probe '{self.probe}' failing for {self.for_s:g}s"
         limit = f"above {self.above:g}" if self.above is not None else f"below {self.below:g}"
         what = f"{self.metric} of {self.request}" if self.request else self.metric
+        what = f"PromQL {self.prometheus.query!r}" if self.prometheus is not None else what
         return f"{what} {limit} for {self.for_s:g}s"
 
 
@@ -246,12 +275,14 @@ class HttpProbe(_Strict):
 
 def _probe_tag(value: Any) -> str | None:
     if isinstance(value, dict):
-        return "http" if "http" in value else "metric"
-    return "http" if isinstance(value, HttpProbe) else "metric"
+        return next((key for key in ("http", "prometheus") if key in value), "metric")
+    return "http" if isinstance(value, HttpProbe) else "prometheus" if isinstance(value, PrometheusProbe) else "metric"
 
 
 Probe = Annotated[
-    Annotated[MetricProbe, Tag("metric")] | Annotated[HttpProbe, Tag("http")],
+    Annotated[MetricProbe, Tag("metric")]
+    | Annotated[HttpProbe, Tag("http")]
+    | Annotated[PrometheusProbe, Tag("prometheus")],
     Discriminator(_probe_tag),
 ]
 

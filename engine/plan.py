@@ -80,7 +80,7 @@ def check(experiment: Experiment, doc: LoadedDocument) -> tuple[list[PlannedFaul
     problems = [*problems, *checks.check_load(experiment, base_dir, endpoints, loc)]
     steady, probes = checks.check_steady_state(experiment, endpoints, loc)
     problems += steady
-    problems += checks.check_abort_conditions(experiment, probes, loc)
+    problems += checks.check_abort_conditions(experiment, probes, loc, endpoints)
     faults: list[PlannedFault] = []
     order = sorted(range(len(experiment.method)), key=lambda i: experiment.method[i].at)
     for position, i in enumerate(order, start=1):

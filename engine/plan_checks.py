@@ -15,7 +15,7 @@ from engine.durations import format_duration
 from engine.errors import Problem
 from engine.integrity import get_check
 from engine.loader import Loc, Locator, problems_from_validation
-from engine.model import Experiment, FaultStep, HttpProbe
+from engine.model import Experiment, FaultStep, HttpProbe, PrometheusProbe
 from engine.probes import render_url
 from injectors.base import FaultSpec, Injector
 from injectors.registry import UnknownKindError, get_injector
@@ -61,23 +61,31 @@ def check_steady_state(
                 )
             )
         seen.setdefault(probe.name, i)
-        if isinstance(probe, HttpProbe) and endpoints is not None:
-            try:
-                render_url(probe.http.url, dict.fromkeys(endpoints, "http://x"))
-            except KeyError as exc:
-                problems.append(
-                    loc.problem(
-                        ("steady_state", i, "http", "url"),
-                        f"unknown endpoint {{{exc.args[0]}}} in url (known: {', '.join(sorted(endpoints))})",
-                    )
-                )
+        if isinstance(probe, HttpProbe | PrometheusProbe) and endpoints is not None:
+            key = "http" if isinstance(probe, HttpProbe) else "prometheus"
+            url = probe.http.url if isinstance(probe, HttpProbe) else probe.prometheus.url
+            problems += _check_url(url, ("steady_state", i, key, "url"), endpoints, loc)
     return problems, seen
 
 
-def check_abort_conditions(experiment: Experiment, probes: dict[str, int], loc: Locator) -> list[Problem]:
-    """A condition that watches a probe names one of the steady state's `probes`."""
+def _check_url(url: str, where: Loc, endpoints: set[str], loc: Locator) -> list[Problem]:
+    """A URL's leading {name} is one of the stack's endpoints."""
+    try:
+        render_url(url, dict.fromkeys(endpoints, "http://x"))
+    except KeyError as exc:
+        known = ", ".join(sorted(endpoints))
+        return [loc.problem(where, f"unknown endpoint {{{exc.args[0]}}} in url (known: {known})")]
+    return []
+
+
+def check_abort_conditions(
+    experiment: Experiment, probes: dict[str, int], loc: Locator, endpoints: set[str] | None = None
+) -> list[Problem]:
+    """A condition that watches a probe names one of the steady state's `probes`; a PromQL one a known endpoint."""
     problems: list[Problem] = []
     for i, condition in enumerate(experiment.abort_when):
+        if condition.prometheus is not None and endpoints is not None:
+            problems += _check_url(condition.prometheus.url, ("abort_when", i, "prometheus", "url"), endpoints, loc)
         if condition.probe is not None and condition.probe not in probes:
             close = difflib.get_close_matches(condition.probe, list(probes), n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"probes are: {', '.join(probes) or 'none'}"

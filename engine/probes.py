@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from clients import http
 from engine.journal import CheckRecord, JudgedPhase
 from engine.metrics import MetricStore
-from engine.model import Bounds, HttpProbe, MetricProbe, Probe
+from engine.model import AbortCondition, Bounds, Experiment, HttpProbe, MetricProbe, Probe, PrometheusProbe
+from engine.prom_probe import PromSampler, abort_query_probe, judge_window, second_failure
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_-]*)\}")
 
@@ -88,6 +89,26 @@ class HttpSampler:
             return [s for s in self._samples if start <= s.t < end]
 
 
+Sampler = HttpSampler | PromSampler
+
+
+def abort_probe(experiment: Experiment, condition: AbortCondition) -> Probe:
+    """What an abort condition watches, second by second: a probe of the steady state, a PromQL query, or a
+    load-metric threshold."""
+    if condition.probe is not None:
+        return next(p for p in experiment.steady_state if p.name == condition.probe)
+    if condition.prometheus is not None:
+        return abort_query_probe(condition)
+    assert condition.metric is not None  # the model requires one of the three
+    return MetricProbe(
+        name=condition.label,
+        metric=condition.metric,
+        request=condition.request,
+        max=condition.above,
+        min=condition.below,
+    )
+
+
 def within(value: float | None, low: float | None, high: float | None) -> bool:
     if value is None:
         return False
@@ -108,7 +129,7 @@ def judge(
     phase: JudgedPhase,
     window: tuple[float, float],
     store: MetricStore,
-    samplers: dict[str, HttpSampler],
+    samplers: dict[str, Sampler],
     fault_index: int | None = None,
 ) -> CheckRecord | None:
     """Judge one probe over one window; None when the probe is not judged in that phase."""
@@ -138,7 +159,22 @@ def judge(
             samples=agg.n,
             detail=detail,
         )
-    samples = samplers[probe.name].samples(start, end)
+    sampler = samplers[probe.name]
+    if isinstance(sampler, PromSampler):
+        return judge_window(sampler, phase, bounds, window, fault_index)
+    return _judge_http(sampler, phase, bounds, window, fault_index)
+
+
+def _judge_http(
+    sampler: HttpSampler,
+    phase: JudgedPhase,
+    bounds: tuple[float | None, float | None],
+    window: tuple[float, float],
+    fault_index: int | None,
+) -> CheckRecord:
+    """An HTTP probe over one window, by the share of its failed samples."""
+    probe, (low, high) = sampler.probe, bounds
+    samples = sampler.samples(*window)
     failed = [s for s in samples if not s.ok]
     rate = len(failed) / len(samples) if samples else None
     detail = f"{len(failed)} of {len(samples)} samples failed"
@@ -168,7 +204,7 @@ def second_failures(
     probes: list[Probe],
     second: int,
     store: MetricStore,
-    samplers: dict[str, HttpSampler],
+    samplers: dict[str, Sampler],
     in_window: bool = False,
 ) -> list[str]:
     """Names of the probes that did not hold in this second: their steady-state thresholds, or with
@@ -185,8 +221,15 @@ def second_failures(
             low, high = (probe.min, probe.max) if tolerance is None else (tolerance.min, tolerance.max)
             if not within(agg.value(probe.metric), low, high):
                 failing.append(probe.name)
+        elif isinstance(probe, PrometheusProbe):
+            bounds = (probe.min, probe.max) if tolerance is None else (tolerance.min, tolerance.max)
+            prom = samplers[probe.name]
+            assert isinstance(prom, PromSampler)
+            if (failure := second_failure(prom, second, bounds)) is not None:
+                failing.append(failure)
         else:
             sampler = samplers[probe.name]
+            assert isinstance(sampler, HttpSampler)
             samples = sampler.samples(second, second + 1) or sampler.samples(end=second)[-1:]
             if not samples:
                 continue

@@ -173,7 +173,7 @@ class Runner:
             problems.append(problem)
         if (short := space_problem(self.settings.run_dir)) is not None:
             problems.append(short)
-        problems += self.judge.prepare(self.stack.description.endpoints)
+        problems += self.judge.prepare(self.stack.description.endpoints, self.plan.document.locator)
         if problems:
             raise PreflightError("preflight failed, nothing was started or injected:\n  " + "\n  ".join(problems))
         return plans

@@ -94,15 +94,21 @@ def _format_value(value: float | None, metric: str | None) -> str:
     return f"{value:,.1f} {unit}".strip()
 
 
+def _check_value(check: CheckRecord, value: float | None) -> str:
+    """A value of a check: a PromQL result as it is, the others in their unit (see _format_value)."""
+    if check.kind == "prometheus":
+        return "—" if value is None else f"{value:,.6g}"
+    return _format_value(value, check.metric if check.kind == "metric" else None)
+
+
 def _threshold(check: CheckRecord) -> str:
-    metric = check.metric if check.kind == "metric" else None
     low, high = check.min, check.max
     if low is not None and high is not None:
-        return f"{_format_value(low, metric)} to {_format_value(high, metric)}"
+        return f"{_check_value(check, low)} to {_check_value(check, high)}"
     if high is not None:
-        return f"≤ {_format_value(high, metric)}"
+        return f"≤ {_check_value(check, high)}"
     if low is not None:
-        return f"≥ {_format_value(low, metric)}"
+        return f"≥ {_check_value(check, low)}"
     return "observed only"
 
 
@@ -193,6 +199,7 @@ class _View(JournalView):
         svgs += [
             run_charts.throughput_chart(self.j),
             run_charts.error_rate_chart(self.j),
+            *run_charts.probe_charts(self.j),
             run_charts.steady_chart(self.j),
         ]
         return [Markup(svg) for svg in svgs]  # noqa: S704
@@ -300,7 +307,7 @@ class _View(JournalView):
             "hidden_events": hidden,
             "stamp": self.stamp,
             "threshold": _threshold,
-            "value": lambda c: _format_value(c.observed, c.metric if c.kind == "metric" else None),
+            "value": lambda c: _check_value(c, c.observed),
             "check_outcome": lambda c: outcome(c.status, "held", "deviated", c.why),
             "objective_outcome": lambda o: outcome(o.status, "met", "missed", o.why),
             "details": _details,

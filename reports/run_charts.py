@@ -131,3 +131,25 @@ def steady_chart(journal: Journal) -> str:
     states = [(p.t - journal.started_at, p.ok, ", ".join(p.failing)) for p in journal.steady]
     title = "Steady state, second by second"
     return state_strip(title, states, x_max=run_span(journal), bands=fault_bands(journal), cuts=injections(journal))
+
+
+def probe_charts(journal: Journal) -> list[str]:
+    """One chart per Prometheus probe (and PromQL abort condition): each sample's value where it was taken, a
+    gap where the query gave no number (not checked), the probe's bounds as threshold lines."""
+    charts = []
+    for name, samples in journal.probes.items():
+        points = [(p.t - journal.started_at, p.value) for p in sorted(samples, key=lambda p: p.t)]
+        unread = sum(p.value is None for p in samples)
+        checks = [c for c in journal.checks if c.kind == "prometheus" and c.probe == name]
+        seen: dict[tuple[str, float], bool] = {}
+        for check in checks:
+            for side, value in (("max", check.max), ("min", check.min)):
+                if value is not None:
+                    seen[(side, value)] = seen.get((side, value), True) and check.phase == "during"
+        limits = [
+            Threshold(value, f"{side} {format_tick(value)}{' (during faults)' if during else ''}")
+            for (side, value), during in seen.items()
+        ]
+        title = f"Prometheus: {name}" + (f" ({unread} samples not checked: gaps)" if unread else "")
+        charts.append(_time_chart(journal, title, [Series(name, points, "#00838f")], "", limits))
+    return charts
