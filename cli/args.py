@@ -100,6 +100,14 @@ def host(text: str) -> str:
     return name
 
 
+def listen(text: str) -> tuple[str, int]:
+    """HOST:PORT to serve on (an IPv6 address in brackets: [::1]:9464); port 0 means any free port."""
+    address, sep, number = text.strip().rpartition(":")
+    if not sep or not address or (":" in address and not address.startswith("[")):
+        _refuse(text, "expected HOST:PORT", "use e.g. 127.0.0.1:9464, [::1]:9464, or 127.0.0.1:0 for any free port")
+    return host(address), port_or_any(number)
+
+
 def name_port(text: str) -> tuple[str, int]:
     """NAME=PORT for a fixed port of the reference stack (the names are checked against the profile)."""
     name, sep, number = text.partition("=")

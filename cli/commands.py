@@ -36,6 +36,7 @@ from engine.files import LIMITS, check_sqlite, read_bytes
 from engine.guards import GuardOptions, Override
 from engine.journal import load_journal
 from engine.plan import Plan, load_plan
+from engine.run_metrics import is_loopback
 from engine.schema import experiment_schema, reference_markdown
 from engine.stack import default_stack_dir
 from engine.stack_schema import stack_reference_markdown, stack_schema
@@ -165,7 +166,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         recover=args.recover,
         guards=_guard_options(args),
+        metrics_listen=args.metrics_listen,
     )
+    if args.metrics_listen is not None and not is_loopback(args.metrics_listen[0]):
+        print(
+            f"warning: --metrics-listen {args.metrics_listen[0]} is not loopback: anyone who reaches it sees the run",
+            file=sys.stderr,
+        )
     plan: Plan | None = None
     conversion: list[str] = []
     if is_ctk_document(args.file):  # a Chaos Toolkit experiment: converted in memory, nothing written

@@ -104,6 +104,14 @@ def _run_command(sub: Subparsers) -> None:
         action="store_true",
         help="first undo faults an earlier, killed run left pending (else such a run refuses to start)",
     )
+    p.add_argument(
+        "--metrics-listen",
+        type=types.listen,
+        default=None,
+        metavar="HOST:PORT",
+        help="serve the run's own metrics (phase, faults, probes) in Prometheus text format there while it runs; "
+        "port 0 = any free one, the address bound is printed and journaled (docs/monitoring.md)",
+    )
     add_guard_overrides(p)
     add_conversion_arguments(p)  # for a Chaos Toolkit file, converted in memory (docs/chaos-toolkit.md)
 

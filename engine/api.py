@@ -22,6 +22,7 @@ from engine.journal import Journal, LoadRecord
 from engine.load import Distribution, LocustLoad
 from engine.locks import SystemLock, busy, identities
 from engine.plan import Plan, load_plan
+from engine.run_metrics import MetricsServer, RunMetrics
 from engine.runner import Runner, RunSettings
 from engine.stack import (
     LiveStack,
@@ -42,6 +43,7 @@ class RunOptions:
     quiet: bool = False
     recover: bool = False
     guards: GuardOptions = field(default_factory=GuardOptions)
+    metrics_listen: tuple[str, int] | None = None  # serve the runner's own metrics there (engine.run_metrics)
 
 
 @dataclass
@@ -173,6 +175,20 @@ def _settle_ledger(ledger: UndoLedger, options: RunOptions) -> None:
         )
 
 
+def _metrics_server(plan: Plan, options: RunOptions, bus: EventBus) -> MetricsServer | None:
+    """With --metrics-listen, the runner's own metrics endpoint, bound now and fed by the bus."""
+    if options.metrics_listen is None:
+        return None
+    metrics = RunMetrics(
+        probes=[probe.name for probe in plan.experiment.steady_state],
+        faults=[(fault.index, fault.step.kind, fault.step.target) for fault in plan.faults],
+    )
+    server = MetricsServer(metrics, *options.metrics_listen)
+    bus.subscribe(metrics)
+    print(f"run metrics: {server.url} (Prometheus text format, until the run ends)", file=sys.stderr, flush=True)
+    return server
+
+
 def _remove_if_empty(directory: Path) -> None:
     """A refused run leaves no run directory behind (only one that holds something is kept)."""
     with contextlib.suppress(OSError):
@@ -201,7 +217,9 @@ def run_experiment(
     run_dir = (options.runs_dir / run_id).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     seed = options.seed if options.seed is not None else secrets.randbits(32)
+    metrics: MetricsServer | None = None
     try:
+        metrics = _metrics_server(plan, options, bus)  # a port in use refuses the run here: exit 4, nothing started
         with _reference_stack(plan, options, run_dir) as stack_dir:
             stack = open_stack(plan.experiment.stack, plan.base_dir, stack_dir)
             where = stack.path or (stack.overlay.stack_file if stack.overlay else stack_dir)
@@ -220,6 +238,7 @@ def run_experiment(
                     guard_options=options.guards,
                 )
                 runner = Runner(plan, stack, load, settings, bus)
+                runner.journal.metrics_listen = metrics.address if metrics is not None else None
                 if conversion:
                     bus.emit(
                         Noted(
@@ -231,6 +250,9 @@ def run_experiment(
     except ChaosError:
         _remove_if_empty(run_dir)
         raise
+    finally:
+        if metrics is not None:
+            metrics.close()
     return RunOutcome(journal, run_dir, run_dir / "journal.json", record_error=runner.writer.failure)
 
 
