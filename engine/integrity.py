@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from clients import http
 from clients.audit import AuditError, invariant, run_audit
 from engine import integrity_rpo
-from engine.integrity_lookup import Coverage, lookup_record, run_lookup
+from engine.integrity_lookup import Coverage, lookup_record, lost_order, run_lookup
 from engine.integrity_rpo import ATTRIBUTION_S as ATTRIBUTION_S  # re-exported: where the RPO rules live
 from engine.integrity_spec import LookupCheck
 from engine.journal import IntegrityRecord, Journal, LedgerRecord, LostOrder
@@ -235,17 +235,7 @@ def _acknowledged_orders_persisted(ctx: IntegrityContext) -> Outcome:
     for ack, (status, order) in zip(latest.values(), answers, strict=True):
         found = "missing" if order is None else _difference(ack, order, ack.order_id in ctx.ledger.cancels)
         if status == 404 or found is not None:
-            lost = LostOrder(
-                order_id=ack.order_id,
-                client_order_id=ack.client_order_id,
-                account=ack.account,
-                symbol=ack.symbol,
-                side=ack.side,
-                qty=ack.qty,
-                price=ack.price,
-                acked_at=ack.t,
-                found=found or "missing",
-            )
+            lost = lost_order(ack, found or "missing")
             ctx.lost.append(lost)
             examples.append(lost.model_dump(exclude={"fault_index"}))
     return Outcome(len(latest), len(examples), examples[:MAX_EXAMPLES])

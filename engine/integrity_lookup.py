@@ -182,6 +182,7 @@ def duplicates(acks: list[Ack]) -> list[dict[str, Any]]:
 
 
 def lost_order(ack: Ack, found: str) -> LostOrder:
+    """An acknowledged order found missing (or not as acknowledged), with what the ledger recorded of it."""
     return LostOrder(
         order_id=ack.order_id,
         client_order_id=ack.client_order_id,

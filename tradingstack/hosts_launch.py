@@ -9,14 +9,13 @@ SSH and the hosts' network, as on a real deployment.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from clients.health import problem, role_at
+from clients.health import role_at
 from clients.poll import PollTimeout, poll_until
 from clients.procs import ProcessHosts, same_process
 from stackspec.targets import ProcessInstance, ProcessTarget, SshHost, StackDescription
@@ -30,9 +29,9 @@ from tradingstack.processes import (
     service_instance,
     zookeeper_ensemble,
 )
-from tradingstack.readiness import left, single_leader, wait_sentinels
-from tradingstack.state import STATE_FILE, LaunchError, StackStartError, log_tail, write_state
-from tradingstack.store import Store, connect, sentinel_address
+from tradingstack.readiness import left, seed_store, single_leader, wait_ready, wait_sentinels
+from tradingstack.state import STATE_FILE, LaunchError, StackStartError, write_state
+from tradingstack.store import sentinel_address
 from tradingstack.topology import GATEWAY_SUMMARY, MATCHER_SUMMARY, audit_command
 
 HOST_NAMES = (
@@ -152,28 +151,6 @@ def lay_out(
     )
 
 
-def wait_ready(instances: list[ProcessInstance], conns: ProcessHosts, deadline: float) -> None:
-    """Every instance running on its host and healthy before `deadline`; one that exits fails at once."""
-    pending = list(instances)
-
-    def look() -> tuple[str | None, None]:
-        for instance in list(pending):
-            if not same_process(conns.of(instance), instance):
-                raise StackStartError(instance.name, "exited during start-up", log_tail(instance.log))
-            if instance.health is None or problem(instance.health) is None:
-                pending.remove(instance)
-        if not pending:
-            return None, None
-        first = pending[0]
-        return f"{first.name}: {problem(first.health) if first.health else 'unknown'}", None
-
-    try:
-        poll_until(look, left(deadline), POLL_S, "ready")
-    except PollTimeout as exc:
-        first = pending[0]
-        raise StackStartError(first.name, f"not ready in time: {exc.last}", log_tail(first.log)) from exc
-
-
 def wait_leader(matchers: list[ProcessInstance], deadline: float) -> None:
     """One leader, the other engine following (their role URLs, over the hosts' network)."""
 
@@ -184,14 +161,6 @@ def wait_leader(matchers: list[ProcessInstance], deadline: float) -> None:
         poll_until(look, left(deadline), POLL_S, "one leader with the others following")
     except PollTimeout as exc:
         raise StackStartError("matcher", f"no single leader with the others following in time ({exc.last})") from exc
-
-
-async def _seed(redis: str) -> bool:
-    store = Store(connect(redis, timeout_s=2.0))
-    try:
-        return await store.seed()
-    finally:
-        await store.close()
 
 
 def _launch(directory: Path, layout: HostsLayout, deadline: float) -> None:
@@ -214,11 +183,11 @@ def _launch(directory: Path, layout: HostsLayout, deadline: float) -> None:
                 live += started
             return live
 
-        wait_ready(launch(layout.middleware), conns, deadline)
+        wait_ready(launch(layout.middleware), deadline, alive=lambda i: same_process(conns.of(i), i))
         wait_sentinels(description, deadline)
-        asyncio.run(_seed(description.endpoints["redis"]))
+        seed_store(description.endpoints["redis"])
         services = launch(layout.services)
-        wait_ready(services, conns, deadline)
+        wait_ready(services, deadline, alive=lambda i: same_process(conns.of(i), i))
         wait_leader([i for i in services if i.role_url is not None], deadline)
 
 

@@ -6,7 +6,6 @@ The waits for each stage live in `tradingstack.readiness`, the state file in `tr
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import shutil
@@ -20,7 +19,7 @@ from stackspec.targets import ProcessInstance, ProcessTarget, StackDescription
 from tradingstack import containers, hosts_launch, topology
 from tradingstack.hosts import RECORD as HOSTS_RECORD
 from tradingstack.processes import REPO_ROOT
-from tradingstack.readiness import check_links, left, wait_leader, wait_ready, wait_sentinels
+from tradingstack.readiness import check_links, left, seed_store, wait_leader, wait_ready, wait_sentinels
 from tradingstack.state import (
     STATE_FILE,
     LaunchError,
@@ -32,7 +31,6 @@ from tradingstack.state import (
     write_state,
 )
 from tradingstack.status import InstanceStatus, stack_status, status_dicts
-from tradingstack.store import Store, connect
 
 __all__ = [
     "REPO_ROOT",
@@ -64,14 +62,6 @@ def _start(instance: ProcessInstance) -> ProcessInstance:
         return spawn(instance)
     except OSError as exc:
         raise StackStartError(instance.name, f"could not start {instance.argv[0]}: {exc}") from exc
-
-
-async def _seed(redis: str) -> bool:
-    store = Store(connect(redis, timeout_s=2.0))
-    try:
-        return await store.seed()
-    finally:
-        await store.close()
 
 
 def _refuse_if_running(directory: Path) -> None:
@@ -162,7 +152,7 @@ def _start_once(
         if "sentinel" in description.targets:
             wait_sentinels(description, deadline)
         check_links(description, plan.links)
-        asyncio.run(_seed(description.endpoints["redis"]))
+        seed_store(description.endpoints["redis"])
         if profile == "containers":
             _launch_containers(directory, description, plan.matchers, deadline)
             engines = []

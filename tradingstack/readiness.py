@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 
 from clients.errors import NotSettledError
 from clients.health import problem
@@ -14,6 +16,7 @@ from clients.toxiproxy import ToxiproxyClient, ToxiproxyError
 from stackspec.targets import LinkInstance, ProcessInstance, StackDescription
 from tradingstack.processes import SENTINEL_MASTER
 from tradingstack.state import StackStartError, log_tail, process_targets
+from tradingstack.store import Store, connect
 
 POLL_S = 0.05
 
@@ -23,13 +26,29 @@ def left(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
 
 
-def wait_ready(instances: list[ProcessInstance], deadline: float) -> None:
-    """Every instance healthy before `deadline`; one that exits fails the start at once, with its log."""
+def seed_store(redis: str) -> bool:
+    """Seed the accounts and books in the Redis at `redis` (a URL); whether it seeded them now."""
+
+    async def seed() -> bool:
+        store = Store(connect(redis, timeout_s=2.0))
+        try:
+            return await store.seed()
+        finally:
+            await store.close()
+
+    return asyncio.run(seed())
+
+
+def wait_ready(
+    instances: list[ProcessInstance], deadline: float, alive: Callable[[ProcessInstance], bool] = is_running
+) -> None:
+    """Every instance healthy before `deadline`; one that exits (`alive` says no) fails the start at once, with
+    its log."""
     pending = list(instances)
 
     def look() -> tuple[str | None, None]:
         for instance in list(pending):
-            if not is_running(instance):
+            if not alive(instance):
                 raise StackStartError(instance.name, "exited during start-up", log_tail(instance.log))
             if instance.health is None or problem(instance.health) is None:
                 pending.remove(instance)

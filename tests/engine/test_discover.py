@@ -6,10 +6,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from clients.listeners import listeners_on
 from clients.nft import LocalShell
@@ -18,22 +15,9 @@ from engine.discover import discover, draft, listing
 from engine.stack import read_description
 from engine.stack_check import check_stack
 from stackspec.targets import ProcessTarget, StackDescription
-from tests.injectors.sshd_server import Sshd, start_sshd
+from tests.injectors.sshd_server import Sshd
 from tests.support.helpers import free_port, popen_alive, require_programs, wait_ready
-from tests.support.own_processes import Started, started_processes
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    server = start_sshd(tmp_path_factory.mktemp("sshd"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def started() -> Iterator[Started]:
-    with started_processes() as processes:
-        yield processes
+from tests.support.own_processes import Started
 
 
 def instance_listening_on(description: StackDescription, port: int) -> tuple[str, ProcessTarget, int]:

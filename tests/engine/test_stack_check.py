@@ -15,22 +15,9 @@ import pytest
 from clients.toxiproxy import ToxiproxyClient
 from engine.stack_check import CheckResult, check_stack, render, stack_status
 from stackspec.targets import StackDescription
-from tests.injectors.sshd_server import Sshd, keygen, start_sshd
+from tests.injectors.sshd_server import Sshd, keygen
 from tests.support.helpers import ROOT, free_port, listening_url
-from tests.support.own_processes import Started, dead_pid, started_processes
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    server = start_sshd(tmp_path_factory.mktemp("sshd"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def started() -> Iterator[Started]:
-    with started_processes() as processes:
-        yield processes
+from tests.support.own_processes import Started, dead_pid
 
 
 def stack(*instances: dict[str, Any], **more: Any) -> StackDescription:
