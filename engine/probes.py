@@ -10,7 +10,6 @@ A second with no completed request at all is not healthy: a stalled system compl
 from __future__ import annotations
 
 import re
-import threading
 import time
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from engine.journal import CheckRecord, JudgedPhase
 from engine.metrics import MetricStore
 from engine.model import AbortCondition, Bounds, Experiment, HttpProbe, MetricProbe, Probe, PrometheusProbe
 from engine.prom_probe import PromSampler, abort_query_probe, judge_window, second_failure
+from engine.sampling import IntervalSampler
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_-]*)\}")
 
@@ -44,26 +44,15 @@ class HttpSample:
     error: str | None = None
 
 
-class HttpSampler:
+class HttpSampler(IntervalSampler[HttpSample]):
     """Samples one HTTP probe on its interval in a daemon thread until stopped."""
 
     def __init__(self, probe: HttpProbe, url: str) -> None:
+        super().__init__(probe.name, probe.http.interval, probe.http.timeout)
         self.probe = probe
         self.url = url
-        self._samples: list[HttpSample] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"probe:{probe.name}", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.ident is not None:  # started
-            self._thread.join(timeout=self.probe.http.timeout + 1.0)
-
-    def sample_once(self) -> HttpSample:
+    def _take(self) -> HttpSample:
         check = self.probe.http
         started = time.time()
         status: int | None = None
@@ -73,20 +62,7 @@ class HttpSampler:
         except (OSError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         latency = (time.time() - started) * 1000.0
-        sample = HttpSample(started, status == check.status, status, round(latency, 3), error)
-        with self._lock:
-            self._samples.append(sample)
-        return sample
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            began = time.monotonic()
-            self.sample_once()
-            self._stop.wait(max(0.0, self.probe.http.interval - (time.monotonic() - began)))
-
-    def samples(self, start: float = float("-inf"), end: float = float("inf")) -> list[HttpSample]:
-        with self._lock:
-            return [s for s in self._samples if start <= s.t < end]
+        return HttpSample(started, status == check.status, status, round(latency, 3), error)
 
 
 Sampler = HttpSampler | PromSampler

@@ -9,13 +9,13 @@ the environment variable the file names, at preflight, and lives only in the sam
 from __future__ import annotations
 
 import os
-import threading
 import time
 from dataclasses import dataclass
 
 from clients.prometheus import PromQueryError, instant_query
 from engine.journal import CheckRecord, JudgedPhase, ProbePoint
 from engine.model import AbortCondition, PrometheusProbe
+from engine.sampling import IntervalSampler
 
 NOT_CHECKED = " (not checked)"  # appended to a probe's name in a second's failing list when it could not be read
 
@@ -47,17 +47,14 @@ def abort_query_probe(condition: AbortCondition) -> PrometheusProbe:
     )
 
 
-class PromSampler:
+class PromSampler(IntervalSampler[PromSample]):
     """Samples one Prometheus probe on its interval in a daemon thread until stopped."""
 
     def __init__(self, probe: PrometheusProbe, url: str, token: str | None) -> None:
+        super().__init__(probe.name, probe.prometheus.interval, probe.prometheus.timeout)
         self.probe = probe
         self.url = url
         self._token = token
-        self._samples: list[PromSample] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"probe:{probe.name}", daemon=True)
 
     def __repr__(self) -> str:  # never the token
         return f"PromSampler({self.probe.name!r}, {self.url!r})"
@@ -70,15 +67,7 @@ class PromSampler:
             return exc
         return None
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.ident is not None:  # started
-            self._thread.join(timeout=self.probe.prometheus.timeout + 1.0)
-
-    def sample_once(self) -> PromSample:
+    def _take(self) -> PromSample:
         spec = self.probe.prometheus
         started = time.time()
         value: float | None = None
@@ -87,20 +76,7 @@ class PromSampler:
             value = instant_query(self.url, spec.query, spec.timeout, self._token)
         except PromQueryError as exc:
             error = str(exc)
-        sample = PromSample(started, value, error, round((time.time() - started) * 1000.0, 3))
-        with self._lock:
-            self._samples.append(sample)
-        return sample
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            began = time.monotonic()
-            self.sample_once()
-            self._stop.wait(max(0.0, self.probe.prometheus.interval - (time.monotonic() - began)))
-
-    def samples(self, start: float = float("-inf"), end: float = float("inf")) -> list[PromSample]:
-        with self._lock:
-            return [s for s in self._samples if start <= s.t < end]
+        return PromSample(started, value, error, round((time.time() - started) * 1000.0, 3))
 
     def series(self, start: float, end: float) -> list[ProbePoint]:
         """The samples of [start, end) for the journal."""
