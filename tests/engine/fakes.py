@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from hdrh.histogram import HdrHistogram
 
 from engine.events import EventBus
-from engine.journal import Journal, LoadRecord
+from engine.journal import FaultRecord, Journal, LoadRecord
 from engine.loader import load_document, validate_model
 from engine.model import Experiment
 from engine.plan import Plan, PlannedFault
@@ -262,3 +262,24 @@ def run_fake(
     if prepare is not None:
         prepare(runner)
     return runner.execute(), world
+
+
+def journal_with_faults(*injected: float | None) -> Journal:
+    """A journal of one `process.kill` on `matcher` per time given (when it was injected; None: never), for the
+    integrity and RPO tests."""
+    faults = []
+    for index, at in enumerate(injected, start=1):
+        fault = FaultRecord(index=index, kind="process.kill", target="matcher", at_s=10, duration_s=5)
+        fault.injected_at = at
+        faults.append(fault)
+    return Journal(
+        run_id="r",
+        tool_version="t",
+        experiment_title="x",
+        experiment_file="x.yaml",
+        experiment_sha256="0",
+        experiment={},
+        seed=1,
+        started_at=T0,
+        faults=faults,
+    )

@@ -25,12 +25,11 @@ from engine.integrity import (
     register,
     run_integrity,
 )
-from engine.journal import FaultRecord, Journal
 from engine.model import Experiment, Objectives
 from engine.stack import LiveStack
 from engine.verdict import decide
 from stackspec.targets import AuditCommand
-from tests.engine.fakes import fake_stack, make_plan
+from tests.engine.fakes import fake_stack, journal_with_faults, make_plan
 from tests.support.helpers import ROOT, chaos
 
 T0 = 1_800_000_000.0
@@ -101,22 +100,6 @@ def write_ledger(directory: Path, name: str, entries: list[dict[str, Any]], torn
     (directory / name).write_text(text)
 
 
-def journal_with_fault(injected_at: float | None) -> Journal:
-    fault = FaultRecord(index=1, kind="process.kill", target="matcher", at_s=10, duration_s=5)
-    fault.injected_at = injected_at
-    return Journal(
-        run_id="r",
-        tool_version="t",
-        experiment_title="x",
-        experiment_file="x.yaml",
-        experiment_sha256="0",
-        experiment={},
-        seed=1,
-        started_at=T0,
-        faults=[fault],
-    )
-
-
 def experiment(tmp_path: Path, checks: str) -> Experiment:
     plan = make_plan(tmp_path, "- {at: 10s, duration: 5s, kind: process.kill, target: matcher}\n")
     return plan.experiment.model_copy(update={"integrity": json.loads(checks)})
@@ -155,7 +138,7 @@ def test_every_acknowledged_order_is_looked_up_and_each_loss_is_attributed_to_it
     del gateway["2"], gateway["5"]
     gateway["3"]["qty"] = 50
     write_ledger(tmp_path / "ledger", "w.jsonl", [*entries, {"ev": "cancel", "t": fault_at + 3, "order_id": "4"}])
-    journal = journal_with_fault(fault_at)
+    journal = journal_with_faults(fault_at)
     exp = experiment(tmp_path, '["acknowledged_orders_persisted", "no_duplicate_order_ids"]')
 
     assert run_integrity(journal, exp, fake_stack(), url, tmp_path / "ledger") is False
@@ -189,7 +172,7 @@ def test_all_accounted_for_meets_the_rpo_objective(tmp_path: Path, gateway: dict
     for entry in entries:
         gateway[entry["order_id"]] = as_stored(entry, status="filled", filled_qty=100)  # filled since: fine
     write_ledger(tmp_path / "ledger", "w.jsonl", entries)
-    journal = journal_with_fault(T0 + 10)
+    journal = journal_with_faults(T0 + 10)
     exp = experiment(tmp_path, '["acknowledged_orders_persisted"]')
     assert run_integrity(journal, exp, fake_stack(), url, tmp_path / "ledger") is True
     assert journal.lost_orders == [] and [(r.fault_index, r.lost) for r in journal.rpo] == [(1, 0)]
@@ -216,7 +199,7 @@ def test_an_order_written_late_is_looked_up_again_and_not_counted_lost(tmp_path:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         write_ledger(tmp_path / "ledger", "w.jsonl", entries)
-        journal = journal_with_fault(T0 + 10)
+        journal = journal_with_faults(T0 + 10)
         exp = experiment(tmp_path, '["acknowledged_orders_persisted"]')
         url = f"http://127.0.0.1:{server.server_address[1]}"
         assert run_integrity(journal, exp, fake_stack(), url, tmp_path / "ledger") is False
@@ -229,7 +212,7 @@ def test_an_order_written_late_is_looked_up_again_and_not_counted_lost(tmp_path:
 
 def test_an_unreachable_system_is_not_a_pass(tmp_path: Path) -> None:
     write_ledger(tmp_path / "ledger", "w.jsonl", [ack("1", T0 + 1)])
-    journal = journal_with_fault(T0 + 10)
+    journal = journal_with_faults(T0 + 10)
     exp = experiment(tmp_path, '["acknowledged_orders_persisted"]')
     assert run_integrity(journal, exp, fake_stack(), "http://127.0.0.1:9", tmp_path / "ledger") is False
     (record,) = journal.integrity
@@ -239,7 +222,7 @@ def test_an_unreachable_system_is_not_a_pass(tmp_path: Path) -> None:
 
 def test_a_duplicate_order_id_in_the_ledger_is_caught(tmp_path: Path) -> None:
     write_ledger(tmp_path / "ledger", "w.jsonl", [ack("7", T0 + 1), ack("7", T0 + 2, client_order_id="other")])
-    journal = journal_with_fault(None)
+    journal = journal_with_faults(None)
     exp = experiment(tmp_path, '["no_duplicate_order_ids"]')
     assert run_integrity(journal, exp, fake_stack(), None, tmp_path / "ledger") is False
     (record,) = journal.integrity
@@ -248,7 +231,7 @@ def test_a_duplicate_order_id_in_the_ledger_is_caught(tmp_path: Path) -> None:
 
 def test_a_check_of_your_own_plugs_in_by_import_path(tmp_path: Path) -> None:
     exp = experiment(tmp_path, '["tests.engine.test_integrity:ALWAYS_TWO_BAD"]')
-    journal = journal_with_fault(None)
+    journal = journal_with_faults(None)
     assert run_integrity(journal, exp, fake_stack(), None, tmp_path / "ledger") is False
     (record,) = journal.integrity
     assert (record.name, record.description, record.checked, record.violations) == (
@@ -263,7 +246,7 @@ def test_a_check_of_your_own_plugs_in_by_import_path(tmp_path: Path) -> None:
 
 def test_reference_checks_need_the_reference_stack(tmp_path: Path) -> None:
     exp = experiment(tmp_path, '["balances_conserved"]')
-    journal = journal_with_fault(None)
+    journal = journal_with_faults(None)
     assert run_integrity(journal, exp, fake_stack(), None, tmp_path / "ledger") is False
     assert "reference stack" in (journal.integrity[0].error or "")
 
@@ -293,7 +276,7 @@ def test_an_unknown_check_in_the_file_is_refused_with_its_line(tmp_path: Path) -
 
 
 def test_without_a_ledger_nothing_is_held_and_no_loss_is_counted(tmp_path: Path) -> None:
-    journal = journal_with_fault(T0 + 10)
+    journal = journal_with_faults(T0 + 10)
     exp = experiment(tmp_path, '["acknowledged_orders_persisted", "no_duplicate_order_ids"]')
     # Nothing to reconcile does not fail the run, but it is not checked: never "held", never "0 lost".
     assert run_integrity(journal, exp, fake_stack(), "http://127.0.0.1:9", tmp_path / "ledger") is True
@@ -312,7 +295,7 @@ def test_without_a_ledger_nothing_is_held_and_no_loss_is_counted(tmp_path: Path)
 
 
 def test_an_rpo_objective_written_in_the_file_must_be_checkable(tmp_path: Path) -> None:
-    journal = journal_with_fault(T0 + 10)
+    journal = journal_with_faults(T0 + 10)
     exp = experiment(tmp_path, '["acknowledged_orders_persisted"]')
     exp = exp.model_copy(update={"objectives": Objectives(rpo_orders=0)})
     run_integrity(journal, exp, fake_stack(), None, tmp_path / "ledger")
@@ -323,7 +306,7 @@ def test_an_rpo_objective_written_in_the_file_must_be_checkable(tmp_path: Path) 
 
 def test_a_check_that_examined_nothing_is_not_checked(tmp_path: Path) -> None:
     write_ledger(tmp_path / "ledger", "w.jsonl", [])
-    journal = journal_with_fault(None)
+    journal = journal_with_faults(None)
     exp = experiment(tmp_path, '["tests.engine.test_integrity:EXAMINES_NOTHING"]')
     assert run_integrity(journal, exp, fake_stack(), None, tmp_path / "ledger") is True
     (record,) = journal.integrity
@@ -371,7 +354,7 @@ def test_the_stack_s_declared_audit_is_run_once_and_its_invariants_become_record
     exp = experiment(
         tmp_path, '["no_double_fills", "balances_conserved", "book_not_crossed", "no_duplicate_order_ids"]'
     )
-    journal = journal_with_fault(None)
+    journal = journal_with_faults(None)
     assert run_integrity(journal, exp, stack, None, tmp_path / "ledger") is False
     assert [(r.name, r.status, r.checked, r.violations) for r in journal.integrity] == [
         ("no_double_fills", "held", 40, 0),
@@ -386,7 +369,7 @@ def test_the_stack_s_declared_audit_is_run_once_and_its_invariants_become_record
 def test_without_a_declared_audit_its_checks_are_not_checked_and_say_why(tmp_path: Path) -> None:
     exp = experiment(tmp_path, '["no_double_fills", "no_duplicate_order_ids"]')
     write_ledger(tmp_path / "ledger", "w.jsonl", [ack("1", T0 + 1)])
-    journal = journal_with_fault(None)
+    journal = journal_with_faults(None)
     assert run_integrity(journal, exp, fake_stack(), None, tmp_path / "ledger") is False
     fills, unique = journal.integrity
     assert fills.status == "not_checked" and fills.why.startswith("could not run: this check reads the system's own")
@@ -398,7 +381,7 @@ def test_an_audit_that_fails_or_leaves_an_invariant_out_is_not_checked(tmp_path:
     partial = audited_stack(tmp_path, {"checks": {"balances_conserved": result(100, [])}})
     write_ledger(tmp_path / "ledger", "w.jsonl", [ack("1", T0 + 1)])
     exp = experiment(tmp_path, '["balances_conserved", "book_not_crossed", "no_duplicate_order_ids"]')
-    journal = journal_with_fault(None)
+    journal = journal_with_faults(None)
     assert run_integrity(journal, exp, partial, None, tmp_path / "ledger") is False
     held, missing, unique = journal.integrity
     assert (held.status, missing.status, unique.status) == ("held", "not_checked", "held")
@@ -407,7 +390,7 @@ def test_an_audit_that_fails_or_leaves_an_invariant_out_is_not_checked(tmp_path:
 
     broken = audited_stack(tmp_path / "b", None, exit_code=2)
     (tmp_path / "b").mkdir()
-    journal = journal_with_fault(None)
+    journal = journal_with_faults(None)
     run_integrity(journal, experiment(tmp_path, '["no_double_fills"]'), broken, None, tmp_path / "ledger")
     (record,) = journal.integrity
     assert record.status == "not_checked" and "the audit failed (exit code 2): redis went away" in (record.error or "")

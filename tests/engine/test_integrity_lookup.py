@@ -15,14 +15,13 @@ from engine.integrity import run_integrity
 from engine.integrity_lookup import select
 from engine.integrity_rpo import ATTRIBUTION_S, measured_loss
 from engine.integrity_spec import LookupCheck
-from engine.journal import FaultRecord, Journal
 from engine.model import Experiment
 from engine.plan import load_plan
 from engine.stack import LiveStack
 from loadgen.ledger import Ledger, read_ledger_dir
 from reports.markdown import render_markdown
 from stackspec.targets import ProcessInstance, ProcessTarget, StackDescription
-from tests.engine.fakes import make_plan
+from tests.engine.fakes import journal_with_faults, make_plan
 from tests.support.order_service import OrderService, order_service
 
 T0 = 1_800_000_000.0
@@ -38,25 +37,6 @@ def service() -> Iterator[OrderService]:
 def stack(endpoints: dict[str, str] | None = None) -> LiveStack:
     target = ProcessTarget(instances=[ProcessInstance(name="matcher-1", argv=["true"])])
     return LiveStack(StackDescription(name="own", targets={"matcher": target}, endpoints=endpoints or {}), None)
-
-
-def journal(*injected: float) -> Journal:
-    faults = []
-    for index, at in enumerate(injected, start=1):
-        fault = FaultRecord(index=index, kind="process.kill", target="matcher", at_s=10, duration_s=5)
-        fault.injected_at = at
-        faults.append(fault)
-    return Journal(
-        run_id="r",
-        tool_version="t",
-        experiment_title="own system",
-        experiment_file="x.yaml",
-        experiment_sha256="0",
-        experiment={},
-        seed=1,
-        started_at=T0,
-        faults=faults,
-    )
 
 
 def experiment(tmp_path: Path, **lookup: Any) -> Experiment:
@@ -76,7 +56,7 @@ def place(service: OrderService, ledger: Ledger, t: float, **order: Any) -> str:
 def test_every_id_found_holds_and_measures_a_zero_rpo(tmp_path: Path, service: OrderService) -> None:
     ledger = Ledger(tmp_path / "ledger")
     ids = [place(service, ledger, T0 + n) for n in range(1, 31)]
-    run = journal(FAULT_AT)
+    run = journal_with_faults(FAULT_AT)
     exp = experiment(tmp_path, url=f"{service.url}/orders/{{id}}", parallel=4)
 
     assert run_integrity(run, exp, stack(), None, tmp_path / "ledger") is True
@@ -106,7 +86,7 @@ def test_lost_ids_are_found_missing_and_attributed_to_their_fault(tmp_path: Path
     ledger.cancelled(cancelled, t=FAULT_AT + 3.5)
     service.lose([early, in_flight, after, cancelled])  # a cancelled order may be deleted: no loss
     service.alter(altered, "price", 10.5)
-    run = journal(FAULT_AT)
+    run = journal_with_faults(FAULT_AT)
     exp = experiment(tmp_path, url=f"{service.url}/orders/{{id}}", compare={"price": "price", "side": "side"})
 
     assert run_integrity(run, exp, stack(), None, tmp_path / "ledger") is False
@@ -133,7 +113,7 @@ def test_an_id_that_times_out_is_not_checked_and_no_rpo_is_claimed(tmp_path: Pat
     ledger = Ledger(tmp_path / "ledger")
     ids = [place(service, ledger, T0 + n) for n in range(1, 6)]
     service.stall(ids[:1], 2.0)
-    run = journal(FAULT_AT)
+    run = journal_with_faults(FAULT_AT)
     exp = experiment(tmp_path, url=f"{service.url}/orders/{{id}}", timeout="200ms", attempts=2)
 
     started = time.monotonic()
@@ -154,7 +134,7 @@ def test_another_status_after_every_attempt_is_not_checked(tmp_path: Path, servi
     ledger = Ledger(tmp_path / "ledger")
     ids = [place(service, ledger, T0 + n) for n in range(1, 4)]
     service.fail(ids[1:2], 503)
-    run = journal(FAULT_AT)
+    run = journal_with_faults(FAULT_AT)
     exp = experiment(tmp_path, url=f"{service.url}/orders/{{id}}", attempts=3)
     assert run_integrity(run, exp, stack(), None, tmp_path / "ledger") is False
     (record,) = run.integrity
@@ -166,7 +146,7 @@ def test_a_sample_is_said_to_be_one_and_measures_no_rpo(tmp_path: Path, service:
     ledger = Ledger(tmp_path / "ledger")
     for n in range(40):
         place(service, ledger, T0 + n / 2)
-    run = journal(FAULT_AT)
+    run = journal_with_faults(FAULT_AT)
     exp = experiment(tmp_path, url=f"{service.url}/orders/{{id}}", max_ids=10)
 
     assert run_integrity(run, exp, stack(), None, tmp_path / "ledger") is True
@@ -193,7 +173,7 @@ def test_an_id_acknowledged_for_two_orders_breaks_it(tmp_path: Path, service: Or
     ledger = Ledger(tmp_path / "ledger")
     order_id = place(service, ledger, T0 + 1, client_order_id="c-1")
     ledger.acknowledged(order_id, t=T0 + 2, client_order_id="c-2", account="ACC0001")
-    run = journal(FAULT_AT)
+    run = journal_with_faults(FAULT_AT)
     exp = experiment(tmp_path, url=f"{service.url}/orders/{{id}}")
     assert run_integrity(run, exp, stack(), None, tmp_path / "ledger") is False
     (record,) = run.integrity
@@ -203,16 +183,16 @@ def test_an_id_acknowledged_for_two_orders_breaks_it(tmp_path: Path, service: Or
 def test_a_leading_endpoint_name_is_the_stacks(tmp_path: Path, service: OrderService) -> None:
     ledger = Ledger(tmp_path / "ledger")
     place(service, ledger, T0 + 1)
-    run = journal(FAULT_AT)
+    run = journal_with_faults(FAULT_AT)
     exp = experiment(tmp_path, url="{orders}/orders/{id}")
     assert run_integrity(run, exp, stack({"orders": service.url + "/"}), None, tmp_path / "ledger") is True
-    unknown = journal(FAULT_AT)
+    unknown = journal_with_faults(FAULT_AT)
     assert run_integrity(unknown, exp, stack({}), None, tmp_path / "ledger") is False
     assert unknown.integrity[0].status == "not_checked" and "no endpoint 'orders'" in (unknown.integrity[0].error or "")
 
 
 def test_without_a_ledger_it_is_not_checked_and_says_why(tmp_path: Path, service: OrderService) -> None:
-    run = journal(FAULT_AT)
+    run = journal_with_faults(FAULT_AT)
     exp = experiment(tmp_path, url=f"{service.url}/orders/{{id}}")
     assert run_integrity(run, exp, stack(), None, tmp_path / "ledger") is True  # nothing to examine
     assert run.integrity[0].status == "not_checked" and "no acknowledgement ledger" in run.integrity[0].why

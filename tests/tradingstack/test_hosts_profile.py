@@ -7,7 +7,6 @@ import ipaddress
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,23 +16,13 @@ import pytest
 from clients.ssh import SshSession
 from engine.journal import load_journal
 from stackspec.targets import ProcessTarget, SshHost
+from tests.support.helpers import ROOT, chaos
 from tradingstack.describe import describe
 from tradingstack.hosts import RECORD, SSHD, HostsError, Network, create
 from tradingstack.hosts_launch import HOST_NAMES, lay_out
 from tradingstack.state import read_state
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def chaos(*args: str, timeout_s: float = 150) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "chaos.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        cwd=ROOT,
-        check=False,
-    )
+CLI_TIMEOUT_S = 150  # a hosts-profile start or run here, with room for a loaded 2-core machine
 
 
 def ip(*args: str) -> str:
@@ -59,12 +48,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("hosts")
     try:
         started = time.monotonic()
-        up = chaos("stack", "up", "--profile", "hosts", "--dir", str(directory))
+        up = chaos("stack", "up", "--profile", "hosts", "--dir", str(directory), timeout=CLI_TIMEOUT_S)
         assert up.returncode == 0, up.stdout + up.stderr
         print(f"\nhosts stack up in {time.monotonic() - started:.1f} s")
         yield directory
     finally:
-        chaos("stack", "down", "--dir", str(directory))
+        chaos("stack", "down", "--dir", str(directory), timeout=CLI_TIMEOUT_S)
 
 
 def network(directory: Path) -> Network:
@@ -122,7 +111,7 @@ def test_every_node_runs_on_its_own_isolated_host_reached_over_ssh(stack: Path) 
         assert code == 0 and f"{host.address}/24" in out
     state = read_state(stack)
     assert state is not None and state.toxiproxy is None
-    again = chaos("stack", "up", "--profile", "hosts", "--dir", str(stack))
+    again = chaos("stack", "up", "--profile", "hosts", "--dir", str(stack), timeout=CLI_TIMEOUT_S)
     assert again.returncode == 1 and "already" in again.stderr, again.stdout + again.stderr
     on_host = {"sentinel-1": "zookeeper-1", "sentinel-2": "zookeeper-2", "sentinel-3": "zookeeper-3"}
     for target in state.targets.values():
@@ -168,7 +157,7 @@ def test_the_hosts_experiments_pass_with_every_fault_verified_gone(
     experiment = tmp_path / name
     experiment.write_text(shortened(name))
     runs = tmp_path / "runs"
-    result = chaos("run", str(experiment), "--stack-dir", str(stack), "--runs-dir", str(runs))
+    result = chaos("run", str(experiment), "--stack-dir", str(stack), "--runs-dir", str(runs), timeout=CLI_TIMEOUT_S)
     assert result.returncode == 0, result.stdout + result.stderr
     (journal_path,) = runs.glob("*/journal.json")
     (fault,) = load_journal(journal_path).faults
@@ -194,7 +183,7 @@ def test_down_leaves_no_namespace_bridge_veth_sshd_or_node(stack: Path) -> None:
     assert state is not None
     pids = [i.pid for t in state.targets.values() if isinstance(t, ProcessTarget) for i in t.instances]
     pids += [h.sshd_pid for h in net.hosts]
-    down = chaos("stack", "down", "--dir", str(stack))
+    down = chaos("stack", "down", "--dir", str(stack), timeout=CLI_TIMEOUT_S)
     assert down.returncode == 0, down.stdout + down.stderr
     namespaces = ip("netns", "list")
     assert not any(h.netns in namespaces for h in net.hosts)
@@ -206,5 +195,5 @@ def test_down_leaves_no_namespace_bridge_veth_sshd_or_node(stack: Path) -> None:
         stat = Path(f"/proc/{pid}/stat")
         assert not stat.exists() or stat.read_text().rpartition(")")[2].split()[0] == "Z", pid
     assert not (stack / "hosts" / RECORD).exists() and read_state(stack) is None
-    again = chaos("stack", "down", "--dir", str(stack)).stdout
+    again = chaos("stack", "down", "--dir", str(stack), timeout=CLI_TIMEOUT_S).stdout
     assert "nothing to stop" in again
